@@ -1,0 +1,205 @@
+"""The ``tao`` command line. Every verb reads a config (optional YAML + ``--set key=value`` overrides), works in
+a run directory, and skips work that is already there. User errors print one line and exit with status 2."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.table import Table
+
+from opentao.config import RunConfig, load_config
+from opentao.errors import TaoError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="TAO: tune an LLM from unlabeled prompts (generate → score → train → eval).")
+out = Console()
+
+ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML config file")]
+SetOpt = Annotated[Optional[list[str]], typer.Option("--set", "-s", help="override, e.g. generate.k=8")]
+RunDirOpt = Annotated[Optional[str], typer.Option("--run-dir", "-o", help="run directory")]
+ModelOpt = Annotated[Optional[str], typer.Option("--model", "-m", help="'bundled', a model folder or a hub id")]
+PromptsOpt = Annotated[Optional[str], typer.Option("--prompts", "-p", help="JSONL/CSV/Parquet of prompts")]
+RoundOpt = Annotated[int, typer.Option("--round", "-r", help="round number (1 = from the base model)")]
+
+
+def _setup_logging(verbose: bool = False) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(message)s",
+                        handlers=[RichHandler(console=Console(stderr=True), show_path=False)], force=True)
+    for noisy in ("httpx", "datasets", "transformers", "accelerate"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+    logging.getLogger("opentao").setLevel(logging.INFO)
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+    except ImportError:  # pragma: no cover
+        pass
+
+
+def _cfg(config: Path | None, sets: list[str] | None, **direct) -> RunConfig:
+    return load_config(config, sets, **direct)
+
+
+def _open(cfg: RunConfig):
+    from opentao.pipeline import open_run
+
+    return open_run(cfg)
+
+
+@app.command()
+def generate(config: ConfigOpt = None, set_: SetOpt = None, run_dir: RunDirOpt = None, model: ModelOpt = None,
+             prompts: PromptsOpt = None, round_: RoundOpt = 1,
+             k: Annotated[Optional[int], typer.Option(help="candidates per prompt")] = None) -> None:
+    """Stage 1: sample K candidates per prompt into the run's `candidates` table."""
+    from opentao.pipeline import stage_generate
+
+    cfg = _cfg(config, set_, run_dir=run_dir, model=model, prompts=prompts, **{"generate.k": k})
+    stats = stage_generate(_open(cfg), cfg, round_)
+    out.print(f"generate: {stats['candidates']} candidates for {stats['prompts']} prompts "
+              f"({stats['parts_skipped']}/{stats['parts']} parts already done) → {cfg.run_dir}")
+
+
+@app.command()
+def score(config: ConfigOpt = None, set_: SetOpt = None, run_dir: RunDirOpt = None, round_: RoundOpt = 1) -> None:
+    """Stage 2: rate every candidate group with the configured scorers (no labels)."""
+    from opentao.pipeline import fmt_means, stage_score
+
+    cfg = _cfg(config, set_, run_dir=run_dir)
+    stats = stage_score(_open(cfg), cfg, round_)
+    out.print(f"score: {stats['groups']} groups; mean {fmt_means(stats.get('mean_score', {}))}; "
+              f"abstentions {stats['abstained'] or 0}; groups with no signal {(stats.get('flat_share') or 0):.0%}")
+
+
+@app.command()
+def train(config: ConfigOpt = None, set_: SetOpt = None, run_dir: RunDirOpt = None, model: ModelOpt = None,
+          round_: RoundOpt = 1) -> None:
+    """Stage 3: train toward high scorers (rft or dpo, LoRA) and save a merged model folder."""
+    from opentao.pipeline import stage_train
+
+    cfg = _cfg(config, set_, run_dir=run_dir, model=model)
+    stats = stage_train(_open(cfg), cfg, round_)
+    out.print(f"train: {stats['examples']} examples, {stats['steps']} steps → {stats['model']} "
+              f"({stats['parameters']:,} parameters, same as the base)")
+
+
+@app.command("eval")
+def eval_(
+    model: Annotated[str, typer.Option("--model", "-m", help="model to evaluate")] = "bundled",
+    task: Annotated[str, typer.Option(help="task: sql")] = "sql",
+    data: Annotated[Optional[str], typer.Option(help="held-out JSONL with messages + gold sql")] = None,
+    db: Annotated[Optional[str], typer.Option(help="SQLite database")] = None,
+    max_examples: Annotated[Optional[int], typer.Option(help="evaluate only the first N")] = None,
+    run_dir: RunDirOpt = None,
+) -> None:
+    """Greedy answers on a held-out labeled split; gold metric with a 95% confidence interval."""
+    from opentao.evaluate.sql import evaluate_sql
+    from opentao.paths import cache_dir
+    from opentao.pipeline import fmt_acc, prepare_sql_task
+    from opentao.store import RunStore
+
+    if task != "sql":
+        raise TaoError(f"unknown task {task!r}: available: sql")
+    if data is None or db is None:
+        task_dir = cache_dir() / "tasks" / "chinook-sql"
+        prepare_sql_task(task_dir)
+        data = data or str(task_dir / "test.jsonl")
+        db = db or str(task_dir / "chinook.sqlite")
+    res = evaluate_sql(model, data, db, max_examples=max_examples, store=RunStore(run_dir) if run_dir else None)
+    out.print(f"{model}: execution accuracy {fmt_acc(res)}; {res['mean_new_tokens']:.1f} new tokens/answer")
+
+
+@app.command()
+def run(config: Annotated[Path, typer.Argument(help="YAML config")], set_: SetOpt = None,
+        run_dir: RunDirOpt = None) -> None:
+    """A whole TAO run (all rounds) from a config; re-running resumes where it stopped."""
+    from opentao.pipeline import run_rounds
+
+    cfg = _cfg(config, set_, run_dir=run_dir)
+    t0 = time.perf_counter()
+    run_rounds(cfg, report=out.print)
+    out.print(f"done in {time.perf_counter() - t0:.0f} s → {cfg.run_dir}")
+    _print_tables(cfg.run_dir)
+
+
+@app.command()
+def quickstart(run_dir: RunDirOpt = None, set_: SetOpt = None) -> None:
+    """One TAO round on text-to-SQL over the real Chinook database with the bundled model (≤ 15 min on 2 cores)."""
+    from opentao.paths import cache_dir
+    from opentao.pipeline import fmt_acc, prepare_sql_task, quickstart_config, run_rounds
+
+    t0 = time.perf_counter()
+    task_dir = cache_dir() / "tasks" / "chinook-sql"
+    out.print(f"[bold]opentao quickstart[/]: preparing the Chinook text-to-SQL task in {task_dir}")
+    prepare_sql_task(task_dir)
+    cfg = quickstart_config(run_dir or "runs/quickstart", task_dir, set_)
+    res = run_rounds(cfg, report=out.print)
+    base, tuned = res.get("base"), res["rounds"][-1]["eval"]
+    out.print()
+    tbl = Table(title="held-out execution accuracy (gold used only here)")
+    for col in ("model", "accuracy", "95% CI", "new tokens/answer", "parameters"):
+        tbl.add_column(col)
+    for name, e in (("base", base), (f"TAO round {cfg.rounds}", tuned)):
+        lo, hi = e["ci95"]
+        tbl.add_row(name, f"{e['accuracy']:.1%} ({e['correct']}/{e['n']})", f"{lo:.1%}–{hi:.1%}",
+                    f"{e['mean_new_tokens']:.1f}", f"{e['parameters']:,}")
+    out.print(tbl)
+    out.print(f"base {fmt_acc(base)} → tuned {fmt_acc(tuned)}")
+    out.print(f"wall time {time.perf_counter() - t0:.0f} s; run directory: {cfg.run_dir}")
+    _print_tables(cfg.run_dir)
+
+
+@app.command()
+def prepare(task: Annotated[str, typer.Argument(help="task to build: sql-chinook")] = "sql-chinook",
+            out_dir: Annotated[Optional[Path], typer.Option("--out", help="folder for the task files")] = None) -> None:
+    """Build a bundled task's files (train prompts without labels, held-out test with gold, the database)."""
+    from opentao.paths import cache_dir
+    from opentao.pipeline import prepare_sql_task
+
+    if task != "sql-chinook":
+        raise TaoError(f"unknown task {task!r}: available: sql-chinook")
+    target = out_dir or cache_dir() / "tasks" / "chinook-sql"
+    prepare_sql_task(target)
+    out.print(f"task files in {target}: train.jsonl (no labels), test.jsonl (gold), chinook.sqlite")
+
+
+def _print_tables(run_dir: str) -> None:
+    from opentao.store import RunStore
+
+    counts = RunStore(run_dir).counts()
+    out.print("tables: " + ", ".join(f"{k}={v}" for k, v in counts.items()))
+
+
+@app.command()
+def tables(run_dir: Annotated[str, typer.Argument(help="run directory")]) -> None:
+    """Row counts of each table in a run directory (query them with DuckDB: RUN/tables/<name>/*.parquet)."""
+    if not Path(run_dir).is_dir():
+        raise TaoError(f"no run directory at {run_dir}")
+    _print_tables(run_dir)
+
+
+def main() -> None:
+    _setup_logging()
+    try:
+        app(standalone_mode=False)
+    except TaoError as exc:
+        Console(stderr=True).print(f"[red]error:[/] {exc}", highlight=False)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        Console(stderr=True).print("interrupted: finished parts are kept; re-run the same command to resume")
+        sys.exit(130)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except Exception as exc:  # click usage errors come through here in non-standalone mode
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise

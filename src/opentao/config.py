@@ -1,0 +1,148 @@
+"""Typed run configuration: YAML in, ``key.path=value`` overrides from the CLI, resolved copy saved in the run dir.
+
+Unknown keys are errors (a typo must not silently fall back to a default).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from opentao.errors import TaoError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class GenerateConfig(_Strict):
+    k: int = Field(4, ge=1, le=256, description="candidates per prompt (the tuning-compute knob)")
+    strategies: list[str] = Field(default_factory=lambda: ["plain"], description="plain | cot | system")
+    temperatures: list[float] = Field(default_factory=lambda: [0.7, 1.0])
+    system_prompts: list[str] = Field(
+        default_factory=lambda: [
+            "You are a precise expert. Answer exactly what is asked, concisely.",
+            "You are a careful assistant. Double-check your answer before you give it.",
+        ]
+    )
+    top_p: float = Field(0.95, gt=0, le=1)
+    max_new_tokens: int = Field(128, ge=1)
+    batch_size: int = Field(32, ge=1, description="sequences per generate() call")
+    prompts_per_part: int = Field(16, ge=1, description="prompts per resumable unit of work")
+    extract: Literal["sql", "final_answer", "none"] = "none"
+
+    @field_validator("strategies")
+    @classmethod
+    def _known(cls, v: list[str]) -> list[str]:
+        bad = [s for s in v if s not in ("plain", "cot", "system")]
+        if bad or not v:
+            raise ValueError(f"unknown strategies {bad}: use plain, cot, system")
+        return v
+
+
+class ScoreConfig(_Strict):
+    scorers: list[dict[str, Any]] = Field(default_factory=list)
+    normalize: Literal["none", "zscore", "rank"] = "none"
+    prompts_per_part: int = Field(32, ge=1)
+
+
+class TrainConfig(_Strict):
+    method: Literal["rft", "dpo"] = "rft"
+    threshold: float | None = Field(None, description="rft: min combined score to keep (default: group max > 0)")
+    min_margin: float = Field(0.5, ge=0, description="dpo: min chosen-rejected score gap")
+    max_per_prompt: int = Field(1, ge=1, description="rft: distinct top responses kept per prompt")
+    learning_rate: float = 2e-4
+    epochs: float = 2.0
+    max_steps: int = -1
+    batch_size: int = 8
+    grad_accum: int = 1
+    max_length: int = 768
+    lora: bool = True
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.0
+    beta: float = 0.1
+    save_steps: int = 10
+    seed: int = 0
+
+
+class EvalConfig(_Strict):
+    task: Literal["sql"] = "sql"
+    data: str | None = None
+    db: str | None = None
+    max_examples: int | None = None
+    batch_size: int = 32
+    max_new_tokens: int = 128
+
+
+class RunConfig(_Strict):
+    run_dir: str = "runs/tao"
+    model: str = "bundled"
+    prompts: str | None = None
+    max_prompts: int | None = Field(None, ge=1, description="use only the first N prompts")
+    db: str | None = Field(None, description="SQLite database for SQL scorers and eval (task-level default)")
+    rounds: int = Field(1, ge=1)
+    seed: int = 0
+    dtype: str = "auto"
+    device: str = "auto"
+    generate: GenerateConfig = Field(default_factory=GenerateConfig)
+    score: ScoreConfig = Field(default_factory=ScoreConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+
+
+def _set_path(data: dict[str, Any], dotted: str, value: Any) -> None:
+    keys = dotted.split(".")
+    node = data
+    for key in keys[:-1]:
+        node = node.setdefault(key, {})
+        if not isinstance(node, dict):
+            raise TaoError(f"override {dotted!r}: {key!r} is not a section")
+    node[keys[-1]] = value
+
+
+def parse_overrides(items: list[str]) -> list[tuple[str, Any]]:
+    out = []
+    for item in items:
+        if "=" not in item:
+            raise TaoError(f"override {item!r} must look like key.path=value")
+        key, _, raw = item.partition("=")
+        try:
+            value = yaml.safe_load(raw) if raw else ""
+        except yaml.YAMLError:
+            value = raw
+        out.append((key.strip(), value))
+    return out
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None, **direct: Any) -> RunConfig:
+    """YAML file (optional) → apply ``key=value`` overrides → apply non-None keyword fields → validate."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise TaoError(f"config file not found: {p}")
+        try:
+            data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+        except (yaml.YAMLError, UnicodeDecodeError) as exc:
+            raise TaoError(f"{p}: not valid YAML ({exc})") from None
+        if not isinstance(data, dict):
+            raise TaoError(f"{p}: the config must be a YAML mapping")
+    for key, value in parse_overrides(overrides or []):
+        _set_path(data, key, value)
+    for key, value in direct.items():
+        if value is not None:
+            _set_path(data, key, value)
+    try:
+        return RunConfig.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(str(x) for x in err["loc"])
+        raise TaoError(f"config: {loc}: {err['msg']}") from None
+
+
+def dump_config(cfg: RunConfig) -> str:
+    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)

@@ -1,0 +1,101 @@
+"""Generator backends: the extension point that turns chat prompts into sampled texts.
+
+``HFGenerator`` runs batched ``transformers`` generation (bf16 on CPU by default, GPU when present). Users can
+plug in another backend (vLLM, an HTTP endpoint) with ``"package.module:attr"``: any object with a
+``generate(requests) -> outputs`` method as in the ``Generator`` protocol below.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import torch
+
+from opentao.records import Message
+
+
+@dataclass(frozen=True)
+class GenRequest:
+    messages: list[Message]
+    temperature: float  # 0 → greedy
+    max_new_tokens: int
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class GenOutput:
+    text: str
+    num_tokens: int
+
+
+@runtime_checkable
+class Generator(Protocol):
+    def generate(self, requests: list[GenRequest]) -> list[GenOutput]: ...
+
+
+def stop_token_ids(tokenizer) -> list[int]:
+    ids = {tokenizer.eos_token_id}
+    for tok in ("<|im_end|>", "<|eot_id|>", "<|endoftext|>"):
+        tid = tokenizer.convert_tokens_to_ids(tok)
+        if isinstance(tid, int) and tid != tokenizer.unk_token_id and tid >= 0:
+            ids.add(tid)
+    return sorted(i for i in ids if i is not None)
+
+
+class HFGenerator:
+    """Batched sampling with a loaded HF causal LM.
+
+    Requests are grouped by temperature (one ``generate`` call has one temperature) and chunked into
+    ``batch_size`` sequences, left-padded. Each chunk is seeded from its first request's seed, so the same
+    request list gives the same texts (on the same hardware) — which makes resumed runs reproducible.
+    """
+
+    def __init__(self, model, tokenizer, *, batch_size: int = 32, top_p: float = 0.95):
+        self.model = model
+        self.tok = tokenizer
+        self.tok.padding_side = "left"
+        self.batch_size = batch_size
+        self.top_p = top_p
+        self.stop_ids = stop_token_ids(tokenizer)
+
+    def render(self, messages: list[Message]) -> str:
+        return self.tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+    @torch.inference_mode()
+    def _generate_chunk(self, chunk: list[GenRequest]) -> list[GenOutput]:
+        texts = [self.render(r.messages) for r in chunk]
+        enc = self.tok(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.model.device)
+        temp = chunk[0].temperature
+        torch.manual_seed(chunk[0].seed)
+        kwargs = dict(do_sample=True, temperature=temp, top_p=self.top_p) if temp > 0 else dict(do_sample=False)
+        out = self.model.generate(
+            **enc,
+            max_new_tokens=max(r.max_new_tokens for r in chunk),
+            eos_token_id=self.stop_ids,
+            pad_token_id=self.tok.pad_token_id,
+            **kwargs,
+        )
+        new = out[:, enc["input_ids"].shape[1] :]  # (B, T_new)
+        results = []
+        for row in new:
+            ids = row.tolist()
+            n = len(ids)
+            for j, t in enumerate(ids):
+                if t in self.stop_ids:
+                    n = j
+                    break
+            results.append(GenOutput(self.tok.decode(ids[:n], skip_special_tokens=True), n))
+        return results
+
+    def generate(self, requests: list[GenRequest]) -> list[GenOutput]:
+        outputs: list[GenOutput | None] = [None] * len(requests)
+        by_temp: dict[float, list[int]] = {}
+        for i, r in enumerate(requests):
+            by_temp.setdefault(r.temperature, []).append(i)
+        for idxs in by_temp.values():
+            for start in range(0, len(idxs), self.batch_size):
+                part = idxs[start : start + self.batch_size]
+                for i, o in zip(part, self._generate_chunk([requests[i] for i in part])):
+                    outputs[i] = o
+        return outputs  # type: ignore[return-value]

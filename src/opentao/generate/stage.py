@@ -1,0 +1,83 @@
+"""Stage 1 — Generate: K candidates per prompt, written part by part (resumable)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from opentao.config import GenerateConfig
+from opentao.generate.hf import GenRequest, Generator
+from opentao.generate.strategies import extract, plan_slots, source_messages
+from opentao.progress import progress_bar
+from opentao.records import Candidate, Prompt
+from opentao.store import RunStore
+
+log = logging.getLogger(__name__)
+
+
+def write_prompts(store: RunStore, prompts: list[Prompt], round_: int) -> None:
+    """The prompts of a round are written once; a re-run with a different prompt set is refused."""
+    key = f"r{round_}"
+    if store.has_part("prompts", key):
+        have = {r["prompt_id"] for r in store.read("prompts", round_)}
+        want = {p.prompt_id for p in prompts}
+        if have != want:
+            from opentao.errors import TaoError
+
+            raise TaoError(
+                f"{store.root} already holds a different prompt set for round {round_} "
+                f"({len(have)} prompts vs {len(want)} now): use a new run directory"
+            )
+        return
+    store.write_part("prompts", key, prompts, Prompt.SCHEMA)
+
+
+def chunks(items: list, size: int) -> list[list]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def run_generate(
+    store: RunStore,
+    prompts: list[Prompt],
+    cfg: GenerateConfig,
+    make_generator: Callable[[], Generator],
+    *,
+    round_: int = 0,
+    seed: int = 0,
+) -> dict:
+    """Sample ``cfg.k`` candidates for every prompt; skips parts already on disk. Returns stage stats."""
+    write_prompts(store, prompts, round_)
+    slots = plan_slots(cfg.k, cfg.strategies, cfg.temperatures, len(cfg.system_prompts))
+    parts = chunks(prompts, cfg.prompts_per_part)
+    todo = [(i, part) for i, part in enumerate(parts) if not store.has_part("candidates", f"r{round_}-{i:05d}")]
+    stats = {"prompts": len(prompts), "parts": len(parts), "parts_skipped": len(parts) - len(todo), "candidates": 0}
+    if not todo:
+        log.info("generate: all %d parts already done", len(parts))
+        return stats
+    generator = make_generator()
+    with progress_bar(f"generate r{round_}", total=len(todo) * cfg.prompts_per_part) as advance:
+        for idx, part in todo:
+            part_seed = seed * 1_000_003 + round_ * 10_007 + idx
+            jobs = [(p, s, source_messages(p.messages, s, cfg.system_prompts)) for p in part for s in slots]
+            requests = [GenRequest(src, s.temperature, cfg.max_new_tokens, part_seed) for _, s, src in jobs]
+            outputs = generator.generate(requests)
+            cands = []
+            for (p, s, src), out in zip(jobs, outputs):
+                response, answer = extract(out.text, s.strategy, cfg.extract)
+                cands.append(
+                    Candidate(
+                        prompt_id=p.prompt_id,
+                        candidate_id=f"{p.prompt_id}#{s.index}",
+                        strategy=s.label,
+                        source_messages=src,
+                        text=out.text,
+                        response=response,
+                        answer=answer,
+                        round=round_,
+                        temperature=s.temperature,
+                        num_tokens=out.num_tokens,
+                    )
+                )
+            stats["candidates"] += store.write_part("candidates", f"r{round_}-{idx:05d}", cands, Candidate.SCHEMA)
+            advance(len(part))
+    return stats

@@ -1,0 +1,180 @@
+"""Generic text-to-SQL task helpers that work on any SQLite database.
+
+* :func:`schema_ddl` renders a compact ``CREATE TABLE`` line per table (column types, primary keys and
+  foreign-key ``REFERENCES``), read through a read-only connection, for use inside prompts.
+* :func:`sql_prompt_messages` builds the plain single-message prompt the model is tuned to answer.
+* :func:`is_whole_table` tells whether a query merely dumps a table (no filter or aggregate doing work),
+  which question generators and scorers use to reject degenerate SQL.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import sqlglot
+from sqlglot import exp
+
+from opentao.errors import TaoError
+from opentao.records import Message
+
+PROMPT_TEMPLATE = (
+    "Database schema:\n{schema}\n\n"
+    "Write one SQLite query that answers the question. Reply with only the SQL.\n"
+    "Question: {question}"
+)
+
+
+def quote_ident(name: str) -> str:
+    """Quote an identifier only when it needs it (keeps DDL and generated SQL compact)."""
+    if name.isidentifier() and name.isascii() and name.upper() not in _RESERVED:
+        return name
+    return '"' + name.replace('"', '""') + '"'
+
+
+_RESERVED = {
+    "ADD", "ALL", "ALTER", "AND", "AS", "ASC", "BETWEEN", "BY", "CASE", "CHECK", "COLLATE", "COLUMN",
+    "CONSTRAINT", "CREATE", "CROSS", "DEFAULT", "DELETE", "DESC", "DISTINCT", "DROP", "ELSE", "END",
+    "EXCEPT", "EXISTS", "FOREIGN", "FROM", "FULL", "GROUP", "HAVING", "IN", "INDEX", "INNER", "INSERT",
+    "INTERSECT", "INTO", "IS", "JOIN", "KEY", "LEFT", "LIMIT", "NATURAL", "NOT", "NULL", "OFFSET", "ON",
+    "OR", "ORDER", "OUTER", "PRIMARY", "REFERENCES", "RIGHT", "SELECT", "SET", "TABLE", "THEN", "TO",
+    "UNION", "UNIQUE", "UPDATE", "USING", "VALUES", "WHEN", "WHERE", "WITH",
+}
+
+
+def connect_readonly(db_path: str | Path) -> sqlite3.Connection:
+    """Open an existing SQLite file read-only; TaoError if it is missing or not a SQLite database."""
+    path = Path(db_path)
+    if not path.is_file():
+        raise TaoError(f"database not found: {path}")
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlite3.DatabaseError as e:
+        raise TaoError(f"{path}: not a readable SQLite database ({e})") from e
+    return conn
+
+
+def list_tables(conn: sqlite3.Connection) -> list[str]:
+    """User tables in creation order (sqlite_* internal tables skipped)."""
+    rows = conn.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' "
+        "ORDER BY rowid"
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def primary_key_of(conn: sqlite3.Connection, table: str) -> list[str]:
+    """Primary-key column names of ``table`` in key order."""
+    info = conn.execute(f"PRAGMA table_info({quote_ident(table)})").fetchall()
+    return [r[1] for r in sorted((r for r in info if r[5]), key=lambda r: r[5])]
+
+
+def foreign_keys_of(conn: sqlite3.Connection, table: str) -> dict[str, tuple[str, str]]:
+    """Single-column foreign keys of ``table``: ``{column: (ref_table, ref_column)}``.
+
+    A reference without an explicit column resolves to the referenced table's one-column primary key;
+    composite foreign keys are left out.
+    """
+    groups: dict[int, list[tuple]] = {}
+    for row in conn.execute(f"PRAGMA foreign_key_list({quote_ident(table)})").fetchall():
+        groups.setdefault(row[0], []).append(row)
+    out: dict[str, tuple[str, str]] = {}
+    for rows in groups.values():
+        if len(rows) != 1:
+            continue
+        _, _, ref_table, col, ref_col = rows[0][:5]
+        if ref_col is None:
+            pk = primary_key_of(conn, ref_table)
+            if len(pk) != 1:
+                continue
+            ref_col = pk[0]
+        out[col] = (ref_table, ref_col)
+    return out
+
+
+def _table_ddl(conn: sqlite3.Connection, table: str) -> str:
+    info = conn.execute(f"PRAGMA table_info({quote_ident(table)})").fetchall()
+    pk = primary_key_of(conn, table)
+    fks = foreign_keys_of(conn, table)
+    parts = []
+    for _cid, name, ctype, _notnull, _default, _pk in info:
+        part = quote_ident(name)
+        if ctype:
+            part += f" {ctype}"
+        if len(pk) == 1 and name == pk[0]:
+            part += " PRIMARY KEY"
+        if name in fks:
+            ref_table, ref_col = fks[name]
+            part += f" REFERENCES {quote_ident(ref_table)}({quote_ident(ref_col)})"
+        parts.append(part)
+    if len(pk) > 1:
+        parts.append("PRIMARY KEY (" + ", ".join(quote_ident(c) for c in pk) + ")")
+    return f"CREATE TABLE {quote_ident(table)} ({', '.join(parts)});"
+
+
+def schema_ddl(db_path: str | Path) -> str:
+    """Compact DDL of every user table, one ``CREATE TABLE ...;`` line each, in creation order."""
+    conn = connect_readonly(db_path)
+    try:
+        tables = list_tables(conn)
+        if not tables:
+            raise TaoError(f"{db_path}: the database has no tables")
+        return "\n".join(_table_ddl(conn, t) for t in tables)
+    except sqlite3.DatabaseError as e:
+        raise TaoError(f"{db_path}: cannot read the schema ({e})") from e
+    finally:
+        conn.close()
+
+
+def sql_prompt_messages(schema: str, question: str) -> list[Message]:
+    """The plain prompt: one user message with the schema, the instruction and the question."""
+    return [{"role": "user", "content": PROMPT_TEMPLATE.format(schema=schema, question=question)}]
+
+
+def tables_read(sql: str) -> list[str]:
+    """Names of the base tables a query reads (CTE names excluded), via sqlglot; [] if it does not parse."""
+    try:
+        tree = sqlglot.parse_one(sql, read="sqlite")
+    except (sqlglot.errors.ParseError, sqlglot.errors.TokenError):
+        return []
+    if tree is None:
+        return []
+    ctes = {c.alias_or_name for c in tree.find_all(exp.CTE)}
+    names: list[str] = []
+    for t in tree.find_all(exp.Table):
+        if t.name and t.name not in ctes and t.name not in names:
+            names.append(t.name)
+    return names
+
+
+def _does_work(tree: exp.Expression) -> bool:
+    """True when the query filters, limits, groups or aggregates anywhere."""
+    kinds = (exp.Where, exp.Having, exp.Limit, exp.Group, exp.AggFunc)
+    return any(True for _ in tree.find_all(*kinds))
+
+
+def is_whole_table(conn: sqlite3.Connection, sql: str, rows: Sequence[Any] | int) -> bool:
+    """Whether ``sql`` just returns an entire table.
+
+    True when the query has no WHERE / HAVING / LIMIT / GROUP BY / aggregate and its result row count
+    (``rows``: the result rows, or their count) equals the row count of one of the tables it reads.
+    A query that does not parse is never called whole-table here (the caller rejects it otherwise).
+    """
+    try:
+        tree = sqlglot.parse_one(sql, read="sqlite")
+    except (sqlglot.errors.ParseError, sqlglot.errors.TokenError):
+        return False
+    if tree is None or _does_work(tree):
+        return False
+    n = rows if isinstance(rows, int) else len(rows)
+    for table in tables_read(sql):
+        try:
+            (count,) = conn.execute(f"SELECT COUNT(*) FROM {quote_ident(table)}").fetchone()
+        except sqlite3.Error:
+            continue
+        if count == n:
+            return True
+    return False

@@ -1,0 +1,67 @@
+"""From scored candidates to training examples (pure; no model).
+
+- ``rft`` (rejection-sampling fine-tuning, a.k.a. best-of-K SFT; Zelikman et al. 2022 STaR, Yuan et al. 2023
+  RFT): per prompt keep the top-scored candidate(s) whose combined reward reaches the threshold.
+- ``dpo`` (Rafailov et al. 2023): per prompt pair the best against the worst candidate when their reward gap is
+  at least ``min_margin``.
+
+Either way the example's prompt is the **plain** prompt: strategies such as chain-of-thought were only used to
+explore, and the model learns to give the chosen response directly. Ties are broken toward the shorter
+response (so tuning does not grow answer length, and inference cost stays what it was), then by id.
+"""
+
+from __future__ import annotations
+
+from opentao.records import Candidate, Prompt, TrainExample
+
+
+def _rank_key(item: tuple[Candidate, float]) -> tuple[float, int, str]:
+    cand, score = item
+    return (-score, len(cand.response), cand.candidate_id)
+
+
+def build_examples(
+    prompts: dict[str, Prompt],
+    candidates: list[Candidate],
+    rewards: dict[str, float | None],
+    *,
+    method: str,
+    threshold: float | None = None,
+    min_margin: float = 0.5,
+    max_per_prompt: int = 1,
+    round_: int = 0,
+) -> list[TrainExample]:
+    """``rewards`` maps candidate_id → combined reward (None = every scorer abstained; such candidates are skipped)."""
+    groups: dict[str, list[tuple[Candidate, float]]] = {}
+    for cand in candidates:
+        r = rewards.get(cand.candidate_id)
+        if r is not None and cand.response.strip():
+            groups.setdefault(cand.prompt_id, []).append((cand, float(r)))
+    examples: list[TrainExample] = []
+    for pid in sorted(groups):
+        ranked = sorted(groups[pid], key=_rank_key)
+        best, best_score = ranked[0]
+        plain = prompts[pid].messages
+        if method == "rft":
+            floor = threshold if threshold is not None else 1e-9  # default: anything above zero reward
+            seen: set[str] = set()
+            for cand, score in ranked:
+                if score < floor or len(seen) >= max_per_prompt:
+                    break
+                if cand.response in seen:
+                    continue
+                seen.add(cand.response)
+                examples.append(
+                    TrainExample(pid, "sft", plain, cand.response, chosen_id=cand.candidate_id,
+                                 chosen_score=score, round=round_)
+                )
+        elif method == "dpo":
+            worst, worst_score = max(ranked, key=lambda it: (-it[1], -len(it[0].response), it[0].candidate_id))
+            if best_score - worst_score >= min_margin and best.response != worst.response:
+                examples.append(
+                    TrainExample(pid, "dpo", plain, best.response, worst.response, best.candidate_id,
+                                 worst.candidate_id, best_score, worst_score, round_)
+                )
+        else:
+            raise ValueError(f"unknown method {method!r}")
+    return examples

@@ -1,0 +1,55 @@
+"""Stage 3 driver: scored candidates → ``train_examples`` table → tuned model folder ``models/round-<r>``."""
+
+from __future__ import annotations
+
+import logging
+
+from opentao.config import TrainConfig
+from opentao.errors import TaoError
+from opentao.records import Candidate, Prompt, TrainExample
+from opentao.store import RunStore
+from opentao.train.examples import build_examples
+
+log = logging.getLogger(__name__)
+
+
+def examples_for_round(store: RunStore, cfg: TrainConfig, round_: int) -> list[TrainExample]:
+    """Build (once) and return the round's training examples; the table is the record of what was trained on."""
+    key = f"r{round_}"
+    if store.has_part("train_examples", key):
+        return [TrainExample.from_row(r) for r in store.read("train_examples", round_)]
+    prompts = {r["prompt_id"]: Prompt.from_row(r) for r in store.read("prompts", round_)}
+    candidates = [Candidate.from_row(r) for r in store.read("candidates", round_)]
+    rewards = {
+        r["candidate_id"]: r["score"]
+        for r in store.read("scores", round_)
+        if r["scorer"] == "combined"
+    }
+    if not rewards:
+        raise TaoError(f"no scores for round {round_} in {store.root}: run 'tao score' first")
+    examples = build_examples(
+        prompts, candidates, rewards, method=cfg.method, threshold=cfg.threshold, min_margin=cfg.min_margin,
+        max_per_prompt=cfg.max_per_prompt, round_=round_,
+    )
+    if not examples:
+        raise TaoError("no training examples: every candidate scored below the threshold (lower train.threshold, "
+                       "raise generate.k, or check the scorers)")
+    store.write_part("train_examples", key, examples, TrainExample.SCHEMA)
+    return examples
+
+
+def run_train(store: RunStore, cfg: TrainConfig, base_model: str, *, round_: int = 0, dtype: str = "auto",
+              device: str = "auto") -> dict:
+    out = store.model_dir(round_)
+    done = store.read_summary(f"train-r{round_}")
+    if (out / "config.json").is_file() and done:
+        log.info("train: %s already exists, skipping", out)
+        return {**done, "skipped": True}
+    from opentao.train.trainer import train_model
+
+    examples = examples_for_round(store, cfg, round_)
+    stats = train_model(base_model, examples, cfg, work_dir=store.root / "train" / f"round-{round_}",
+                        out_dir=out, dtype=dtype, device=device)
+    stats.update(base_model=base_model, model=str(out), method=cfg.method)
+    store.write_summary(f"train-r{round_}", stats)
+    return stats

@@ -1,0 +1,141 @@
+"""Stage 3 — Train: update the model toward high scorers with TRL + PEFT, then merge to a plain HF folder.
+
+- ``rft`` → ``trl.SFTTrainer`` on (plain prompt → chosen response), loss on the completion only.
+- ``dpo`` → ``trl.DPOTrainer`` on (plain prompt, chosen, rejected); with LoRA the reference model is the
+  base with the adapter switched off, so no second copy of the weights is held.
+
+Simplifications: one LoRA adapter on every linear layer; the base is held in bf16 (TRL's ``bf16=True`` does
+nothing on CPU, so we cast the model ourselves) and the LoRA weights in fp32. The adapter is merged back, so
+the tuned model has exactly the base's architecture and parameter count — inference cost is unchanged — and
+this is checked before the folder is published. Checkpoints are saved every ``save_steps`` steps, so a killed
+run resumes from the last one.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from pathlib import Path
+
+import torch
+
+from opentao.config import TrainConfig
+from opentao.errors import TaoError
+from opentao.models import count_parameters, load_model
+from opentao.records import TrainExample
+
+log = logging.getLogger(__name__)
+
+
+def _datasets(examples: list[TrainExample], method: str):
+    from datasets import Dataset
+
+    if method == "rft":
+        rows = [{"prompt": e.prompt_messages, "completion": [{"role": "assistant", "content": e.chosen}]}
+                for e in examples]
+    else:
+        rows = [
+            {
+                "prompt": e.prompt_messages,
+                "chosen": [{"role": "assistant", "content": e.chosen}],
+                "rejected": [{"role": "assistant", "content": e.rejected}],
+            }
+            for e in examples
+        ]
+    return Dataset.from_list(rows)
+
+
+def _last_checkpoint(out: Path) -> str | None:
+    ckpts = sorted(out.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
+    return str(ckpts[-1]) if ckpts else None
+
+
+def train_model(
+    base_model: str,
+    examples: list[TrainExample],
+    cfg: TrainConfig,
+    *,
+    work_dir: Path,
+    out_dir: Path,
+    dtype: str = "auto",
+    device: str = "auto",
+) -> dict:
+    """Train on ``examples`` and publish a merged model folder at ``out_dir`` (atomic rename)."""
+    if not examples:
+        raise TaoError("no training examples: every candidate scored below the threshold (lower train.threshold, "
+                       "raise generate.k, or check the scorers)")
+    from peft import LoraConfig
+    from trl import DPOConfig, DPOTrainer, SFTConfig, SFTTrainer
+
+    model, tok = load_model(base_model, dtype=dtype, device=device)
+    base_params = count_parameters(model)
+    tok.padding_side = "right"
+    common = dict(
+        output_dir=str(work_dir),
+        learning_rate=cfg.learning_rate,
+        num_train_epochs=cfg.epochs,
+        max_steps=cfg.max_steps,
+        per_device_train_batch_size=cfg.batch_size,
+        gradient_accumulation_steps=cfg.grad_accum,
+        max_length=cfg.max_length,
+        logging_steps=5,
+        save_steps=cfg.save_steps,
+        save_total_limit=1,
+        report_to="none",
+        seed=cfg.seed,
+        lr_scheduler_type="cosine",
+        warmup_steps=2,
+        use_cpu=model.device.type == "cpu",
+        dataloader_num_workers=0,
+        gradient_checkpointing=False,  # TRL turns it on by default; a 135M model needs no memory saving
+    )
+    peft_config = (
+        LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+                   target_modules="all-linear", task_type="CAUSAL_LM")
+        if cfg.lora
+        else None
+    )
+    dataset = _datasets(examples, "rft" if examples[0].kind == "sft" else "dpo")
+    if examples[0].kind == "sft":
+        args = SFTConfig(completion_only_loss=True, **common)
+        trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tok,
+                             peft_config=peft_config)
+    else:
+        args = DPOConfig(beta=cfg.beta, **common)
+        trainer = DPOTrainer(model=model, args=args, train_dataset=dataset, processing_class=tok,
+                             peft_config=peft_config)
+    for p in trainer.model.parameters():  # trainable LoRA weights in fp32; the frozen base stays bf16
+        if p.requires_grad and p.dtype != torch.float32:
+            p.data = p.data.float()
+    resume = _last_checkpoint(work_dir)
+    if resume:
+        log.info("resuming training from %s", resume)
+    result = trainer.train(resume_from_checkpoint=resume)
+    tuned = trainer.model
+    if cfg.lora:
+        tuned = tuned.merge_and_unload()
+    tuned = tuned.to(torch.bfloat16)
+    tuned_params = count_parameters(tuned)
+    if tuned_params != base_params:
+        raise TaoError(f"tuned model has {tuned_params:,} parameters but the base has {base_params:,}")
+    log.info("tuned model: %s parameters, same architecture as the base (%s)", f"{tuned_params:,}",
+             type(tuned).__name__)
+    tmp = out_dir.with_name(out_dir.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tuned.save_pretrained(tmp)
+    tok.padding_side = "left"
+    tok.save_pretrained(tmp)
+    shutil.rmtree(out_dir, ignore_errors=True)
+    os.replace(tmp, out_dir)
+    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+    return {
+        "examples": len(examples),
+        "steps": int(result.global_step),
+        "train_loss": float(result.training_loss),
+        "first_loss": losses[0] if losses else None,
+        "last_loss": losses[-1] if losses else None,
+        "parameters": tuned_params,
+        "base_parameters": base_params,
+        "resumed_from": resume,
+    }
