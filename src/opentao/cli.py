@@ -47,10 +47,10 @@ def _cfg(config: Path | None, sets: list[str] | None, **direct) -> RunConfig:
     return load_config(config, sets, **direct)
 
 
-def _open(cfg: RunConfig):
+def _open(cfg: RunConfig, *stages: str):
     from opentao.pipeline import open_run
 
-    return open_run(cfg)
+    return open_run(cfg, stages)
 
 
 @app.command()
@@ -61,7 +61,7 @@ def generate(config: ConfigOpt = None, set_: SetOpt = None, run_dir: RunDirOpt =
     from opentao.pipeline import stage_generate
 
     cfg = _cfg(config, set_, run_dir=run_dir, model=model, prompts=prompts, **{"generate.k": k})
-    stats = stage_generate(_open(cfg), cfg, round_)
+    stats = stage_generate(_open(cfg, "generate"), cfg, round_)
     out.print(f"generate: {stats['candidates']} candidates for {stats['prompts']} prompts "
               f"({stats['parts_skipped']}/{stats['parts']} parts already done) → {cfg.run_dir}")
 
@@ -72,7 +72,7 @@ def score(config: ConfigOpt = None, set_: SetOpt = None, run_dir: RunDirOpt = No
     from opentao.pipeline import fmt_means, stage_score
 
     cfg = _cfg(config, set_, run_dir=run_dir)
-    stats = stage_score(_open(cfg), cfg, round_)
+    stats = stage_score(_open(cfg, "score"), cfg, round_)
     out.print(f"score: {stats['groups']} groups; mean {fmt_means(stats.get('mean_score', {}))}; "
               f"abstentions {stats['abstained'] or 0}; groups with no signal {(stats.get('flat_share') or 0):.0%}")
 
@@ -84,7 +84,7 @@ def train(config: ConfigOpt = None, set_: SetOpt = None, run_dir: RunDirOpt = No
     from opentao.pipeline import stage_train
 
     cfg = _cfg(config, set_, run_dir=run_dir, model=model)
-    stats = stage_train(_open(cfg), cfg, round_)
+    stats = stage_train(_open(cfg, "train"), cfg, round_)
     out.print(f"train: {stats['examples']} examples, {stats['steps']} steps → {stats['model']} "
               f"({stats['parameters']:,} parameters, same as the base)")
 
@@ -189,7 +189,7 @@ def main() -> None:
     try:
         app(standalone_mode=False)
     except TaoError as exc:
-        Console(stderr=True).print(f"[red]error:[/] {exc}", highlight=False)
+        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)  # one line, never wrapped
         sys.exit(2)
     except KeyboardInterrupt:
         Console(stderr=True).print("interrupted: finished parts are kept; re-run the same command to resume")

@@ -19,7 +19,32 @@ from opentao.store import RunStore, atomic_write_text
 log = logging.getLogger(__name__)
 
 
-def open_run(cfg: RunConfig) -> RunStore:
+def validate(cfg: RunConfig, stages: tuple[str, ...]) -> None:
+    """Check every input the given stages will read *before* anything is written to the run directory."""
+    from opentao.models import resolve_model
+
+    if "generate" in stages:
+        round_prompts(cfg, 1)
+    if {"generate", "train"} & set(stages):
+        resolve_model(cfg.model)
+    if "score" in stages:
+        from opentao.score.registry import build_scorers
+        from opentao.score.stage import with_default_db
+
+        if not cfg.score.scorers:
+            raise TaoError("no scorers configured: add at least one under score.scorers")
+        build_scorers(with_default_db(cfg.score.scorers, cfg.db))
+    if "eval" in stages and cfg.eval.data:
+        from opentao.evaluate.sql import load_eval_set
+
+        load_eval_set(cfg.eval.data)
+        db = cfg.eval.db or cfg.db
+        if not db or not Path(db).is_file():
+            raise TaoError(f"eval needs an existing database (eval.db or db), got {db!r}")
+
+
+def open_run(cfg: RunConfig, stages: tuple[str, ...] = ()) -> RunStore:
+    validate(cfg, stages)
     store = RunStore(cfg.run_dir)
     store.root.mkdir(parents=True, exist_ok=True)
     atomic_write_text(store.root / "config.yaml", dump_config(cfg))
@@ -86,7 +111,7 @@ def stage_eval(store: RunStore, cfg: RunConfig, model: str, label: str, round_: 
 
 def run_rounds(cfg: RunConfig, *, report=print) -> dict:
     """All stages of ``cfg.rounds`` rounds, then a summary of base vs each round's model."""
-    store = open_run(cfg)
+    store = open_run(cfg, ("generate", "score", "train", "eval"))
     results: dict = {"run_dir": str(store.root), "rounds": []}
     base = stage_eval(store, cfg, cfg.model, "base", 0)
     if base:

@@ -1,0 +1,111 @@
+"""Self-consistency: reward the candidates that agree with the group's plurality answer (no labels).
+
+Two ways to key a candidate:
+
+* ``mode="answer"``: :func:`normalize_answer` of ``candidate.answer`` (empty → no key);
+* ``mode="sql_result"``: the :func:`~opentao.score.sql.result_signature` of the candidate's SQL run safely
+  read-only; only *valid* results (ok, non-empty, not truncated, not a whole table) get a key, so broken or
+  degenerate queries can never win the vote.
+
+Scoring: 1.0 for a candidate whose key is a plurality key, 0.0 for a different key or no key. **Ties**: every
+key tied for the highest count is a plurality key, so all their candidates get 1.0 (the vote cannot tell them
+apart; other scorers can). With ``graded=True`` the score is instead the share of voters (candidates with a
+key) that share the candidate's key, and 0.0 for candidates without a key. If no key reaches ``min_votes``
+votes there is no consensus and the scorer abstains for the whole group (all None).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from decimal import Decimal, InvalidOperation
+
+from opentao.errors import TaoError
+from opentao.records import Candidate, Prompt
+from opentao.score.sql import SqlExecScorer, result_signature
+
+__all__ = ["MajorityVoteScorer", "normalize_answer"]
+
+_MODES = ("answer", "sql_result")
+_NUMBER_RE = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:e[+-]?\d+)?")
+_THOUSANDS_RE = re.compile(r"[+-]?\d{1,3}(?:,\d{3})+(?:\.\d+)?")
+
+
+def _canonical_number(text: str) -> str | None:
+    if _THOUSANDS_RE.fullmatch(text):
+        text = text.replace(",", "")
+    if not _NUMBER_RE.fullmatch(text):
+        return None
+    try:
+        d = Decimal(text)
+    except InvalidOperation:
+        return None
+    if d == d.to_integral_value():
+        return str(int(d))
+    return format(d.normalize(), "f")
+
+
+def normalize_answer(text: str) -> str:
+    """Canonical form of a final answer for voting.
+
+    Lowercase, strip, collapse whitespace, drop trailing punctuation (``.,;:!?``), and canonicalize a purely
+    numeric answer (``"3.0"`` → ``"3"``, ``"1,000"`` → ``"1000"``, ``"0.50"`` → ``"0.5"``).
+    """
+    text = re.sub(r"\s+", " ", (text or "").strip().lower())
+    text = text.rstrip(" .,;:!?")
+    num = _canonical_number(text)
+    return num if num is not None else text
+
+
+class MajorityVoteScorer:
+    """Plurality vote over the group's candidates (see the module docstring for the exact rule)."""
+
+    def __init__(
+        self,
+        mode: str = "answer",
+        db: str | None = None,
+        name: str = "majority_vote",
+        min_votes: int = 2,
+        graded: bool = False,
+        timeout_s: float = 2.0,
+        max_rows: int = 1000,
+    ) -> None:
+        if mode not in _MODES:
+            raise TaoError(f"majority_vote: unknown mode {mode!r}; use one of {', '.join(_MODES)}")
+        if isinstance(min_votes, bool) or not isinstance(min_votes, int) or min_votes < 1:
+            raise TaoError(f"majority_vote: min_votes must be an integer >= 1, got {min_votes!r}")
+        self.mode = mode
+        self.name = name
+        self.min_votes = min_votes
+        self.graded = bool(graded)
+        self.executor: SqlExecScorer | None = None
+        if mode == "sql_result":
+            if not db:
+                raise TaoError("majority_vote: mode 'sql_result' needs 'db' (a SQLite file)")
+            self.executor = SqlExecScorer(db, timeout_s=timeout_s, max_rows=max_rows, name=f"{name}:exec")
+        # mode "answer" ignores db (a config may set one db for every scorer)
+
+    def key(self, candidate: Candidate) -> str | None:
+        """The candidate's vote, or None when it has no valid answer."""
+        if self.mode == "answer":
+            return normalize_answer(candidate.answer) or None
+        assert self.executor is not None
+        result, reason = self.executor.check(self.executor.sql_of(candidate))
+        return None if reason else result_signature(result)
+
+    def score_group(self, prompt: Prompt, candidates: list[Candidate]) -> list[float | None]:
+        if self.executor is not None:
+            self.executor.reset_cache()
+        keys = [self.key(c) for c in candidates]
+        counts = Counter(k for k in keys if k is not None)
+        if not counts or max(counts.values()) < self.min_votes:
+            return [None] * len(candidates)
+        if self.graded:
+            voters = sum(counts.values())
+            return [counts[k] / voters if k is not None else 0.0 for k in keys]
+        top = max(counts.values())
+        winners = {k for k, n in counts.items() if n == top}
+        return [1.0 if k in winners else 0.0 for k in keys]
+
+    def __repr__(self) -> str:
+        return f"MajorityVoteScorer(mode={self.mode!r}, name={self.name!r}, min_votes={self.min_votes})"
