@@ -5,12 +5,17 @@
 * :func:`sql_prompt_messages` builds the plain single-message prompt the model is tuned to answer.
 * :func:`is_whole_table` tells whether a query merely dumps a table (no filter or aggregate doing work),
   which question generators and scorers use to reject degenerate SQL.
+* :func:`read_schema` profiles every table (row count, foreign keys, each column's kind and distinct
+  values) for question generators; :func:`words`, :func:`plural` and :func:`sql_literal` help them
+  write questions and SQL.
 """
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +47,28 @@ _RESERVED = {
     "OR", "ORDER", "OUTER", "PRIMARY", "REFERENCES", "RIGHT", "SELECT", "SET", "TABLE", "THEN", "TO",
     "UNION", "UNIQUE", "UPDATE", "USING", "VALUES", "WHEN", "WHERE", "WITH",
 }
+
+
+def sql_literal(value: Any) -> str:
+    """A Python value as a SQLite literal: 'text' with quotes doubled, numbers as written (1.0 → 1)."""
+    if isinstance(value, str):
+        return "'" + value.replace("'", "''") + "'"
+    s = repr(value)
+    return s[:-2] if isinstance(value, float) and s.endswith(".0") else s
+
+
+def words(name: str) -> str:
+    """An identifier as lower-case words: ``media_type`` → "media type", ``UnitPrice`` → "unit price"."""
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", name).replace("_", " ").strip().lower()
+
+
+def plural(phrase: str) -> str:
+    """Pluralize an English noun phrase: the word before " in "/" of " if any, else the last word."""
+    head, sep, rest = phrase.partition(" in ") if " in " in phrase else phrase.partition(" of ")
+    *first, w = head.split(" ")
+    ending = "es" if re.search(r"(s|x|z|ch|sh)$", w) else "s"
+    w = w[:-1] + "ies" if re.search(r"[^aeiou]y$", w) else w + ending
+    return " ".join([*first, w]) + sep + rest
 
 
 def connect_readonly(db_path: str | Path) -> sqlite3.Connection:
@@ -178,3 +205,75 @@ def is_whole_table(conn: sqlite3.Connection, sql: str, rows: Sequence[Any] | int
         if count == n:
             return True
     return False
+
+
+# ------------------------------------------------------------------------------- table profiles
+
+
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
+
+
+@dataclass
+class ColumnInfo:
+    name: str
+    kind: str  # "key" (primary/foreign key) | "num" (2+ distinct) | "date" | "text" | "other"
+    values: list[Any]  # sorted distinct non-NULL values (at most 20,000)
+    has_null: bool
+
+
+@dataclass
+class TableInfo:
+    name: str
+    rows: int
+    cols: dict[str, ColumnInfo]
+    fks: dict[str, tuple[str, str]]  # column → (parent table, parent column)
+
+    def of(self, *kinds: str) -> list[ColumnInfo]:
+        return [c for c in self.cols.values() if c.kind in kinds]
+
+    @property
+    def junction(self) -> bool:
+        """A link table: two or more foreign keys and nothing else worth asking about."""
+        return len(self.fks) >= 2 and not self.of("num", "date", "text")
+
+    def categorical(self) -> list[ColumnInfo]:
+        """Text columns whose values repeat (good for counting and grouping)."""
+        return [c for c in self.of("text") if 2 <= len(c.values) <= 0.8 * self.rows]
+
+    def label(self) -> ColumnInfo | None:
+        """The column that names a row: ``name``, else ``*name``, else ``title``, else the first text."""
+        texts = self.of("text")
+        for ok in (lambda n: n == "name", lambda n: n.endswith("name"), lambda n: n == "title"):
+            hits = [c for c in texts if ok(c.name.lower())]
+            if hits:
+                return hits[0]
+        return texts[0] if texts else None
+
+
+def _column_kind(name: str, keys: set[str], values: list[Any]) -> str:
+    if name in keys or name.lower() == "id":
+        return "key"
+    if values and all(isinstance(v, (int, float)) for v in values):
+        return "num" if len(values) >= 2 else "other"
+    if values and all(isinstance(v, str) for v in values):
+        return "date" if all(_DATE.match(v) for v in values) else "text"
+    return "other"
+
+
+def read_schema(conn: sqlite3.Connection) -> dict[str, TableInfo]:
+    """Profile of every user table: rows, foreign keys, and per column its kind and distinct values."""
+    tables: dict[str, TableInfo] = {}
+    for name in list_tables(conn):
+        t = quote_ident(name)
+        fks = foreign_keys_of(conn, name)
+        keys = set(primary_key_of(conn, name)) | set(fks)
+        (rows,) = conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()
+        cols: dict[str, ColumnInfo] = {}
+        for info in conn.execute(f"PRAGMA table_info({t})").fetchall():
+            c = quote_ident(info[1])
+            values = [r[0] for r in conn.execute(
+                f"SELECT DISTINCT {c} FROM {t} WHERE {c} IS NOT NULL ORDER BY 1 LIMIT 20000")]
+            (nulls,) = conn.execute(f"SELECT COUNT(*) FROM {t} WHERE {c} IS NULL").fetchone()
+            cols[info[1]] = ColumnInfo(info[1], _column_kind(info[1], keys, values), values, nulls > 0)
+        tables[name] = TableInfo(name, rows, cols, fks)
+    return tables
