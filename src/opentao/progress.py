@@ -1,7 +1,8 @@
-"""A rich progress bar for long stages (goes to stderr; quiet when not a terminal)."""
+"""Progress for long stages: a rich bar on a terminal, a plain line every ~30 s otherwise (logs, CI)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -12,7 +13,21 @@ console = Console(stderr=True)
 
 
 @contextmanager
-def progress_bar(description: str, total: int) -> Iterator[Callable[[int], None]]:
+def progress_bar(description: str, total: int, every_s: float = 30.0) -> Iterator[Callable[[int], None]]:
+    if not console.is_terminal:
+        start = last = time.monotonic()
+        done = 0
+
+        def advance(n: int = 1) -> None:
+            nonlocal done, last
+            done += n
+            now = time.monotonic()
+            if now - last >= every_s or done >= total:
+                last = now
+                console.print(f"{description}: {done}/{total} ({now - start:.0f} s)", highlight=False)
+
+        yield advance
+        return
     with Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -20,8 +35,6 @@ def progress_bar(description: str, total: int) -> Iterator[Callable[[int], None]
         TimeElapsedColumn(),
         TimeRemainingColumn(),
         console=console,
-        transient=False,
-        disable=not console.is_terminal,
     ) as prog:
         task = prog.add_task(description, total=total)
         yield lambda n=1: prog.advance(task, n)

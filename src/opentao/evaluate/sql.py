@@ -16,6 +16,7 @@ from opentao.data import read_table_rows
 from opentao.errors import TaoError
 from opentao.generate.hf import GenRequest, HFGenerator
 from opentao.models import load_model
+from opentao.progress import progress_bar
 from opentao.records import EvalResult
 from opentao.score.sql import extract_sql, result_signature, run_sql_readonly
 from opentao.store import RunStore
@@ -84,8 +85,13 @@ def evaluate_sql(
             return done
     lm, tok = load_model(model, dtype=dtype, device=device)
     gen = HFGenerator(lm, tok, batch_size=batch_size)
+    requests = [GenRequest(r["messages"], 0.0, max_new_tokens) for r in rows]
+    outputs = []
     t0 = time.perf_counter()
-    outputs = gen.generate([GenRequest(r["messages"], 0.0, max_new_tokens) for r in rows])
+    with progress_bar(f"eval {label}", total=len(rows)) as advance:
+        for start in range(0, len(requests), batch_size):
+            outputs.extend(gen.generate(requests[start : start + batch_size]))
+            advance(len(outputs) - start)
     seconds = time.perf_counter() - t0
     results = []
     for r, out in zip(rows, outputs):
