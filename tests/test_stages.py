@@ -123,3 +123,23 @@ def test_prompts_of_a_round_cannot_change(tmp_path, tiny_model_dir):
     write_prompts(store, [Prompt("a", [{"role": "user", "content": "x"}])], 1)
     with pytest.raises(TaoError, match="different prompt set"):
         write_prompts(store, [Prompt("b", [{"role": "user", "content": "y"}])], 1)
+
+
+def test_shared_prefill_matches_plain_generation(tiny_model_dir):
+    """K samples of one prompt prefill it once; in fp32 greedy output equals the unshared path exactly."""
+    model, tok = load_model(str(tiny_model_dir), dtype="fp32")
+    gen = HFGenerator(model, tok, batch_size=16)
+    prompts = [[{"role": "user", "content": "short"}], [{"role": "user", "content": "a much longer prompt " * 5}]]
+    shared = gen.generate([GenRequest(m, 0.0, 10) for m in prompts for _ in range(3)])  # duplicates → shared
+    single = [gen.generate([GenRequest(m, 0.0, 10)])[0] for m in prompts]  # no duplicates → plain path
+    assert [o.text for o in shared] == [single[0].text] * 3 + [single[1].text] * 3
+
+
+def test_stop_strings_end_generation(tiny_model_dir):
+    model, tok = load_model(str(tiny_model_dir), dtype="fp32")
+    gen = HFGenerator(model, tok)
+    free = gen.generate([GenRequest([{"role": "user", "content": "x"}], 0.0, 30)])[0]
+    assert free.num_tokens == 30 and len(free.text) > 4
+    stop = free.text[len(free.text) // 2]  # a character the greedy output is known to contain by mid-way
+    cut = gen.generate([GenRequest([{"role": "user", "content": "x"}], 0.0, 30, stop=(stop,))])[0]
+    assert stop in cut.text and cut.num_tokens < free.num_tokens, (free.text, cut.text)

@@ -30,6 +30,7 @@ class GenerateConfig(_Strict):
     )
     top_p: float = Field(0.95, gt=0, le=1)
     max_new_tokens: int = Field(128, ge=1)
+    stop: list[str] = Field(default_factory=list, description="stop strings, e.g. [';'] for one SQL statement")
     batch_size: int = Field(32, ge=1, description="sequences per generate() call")
     prompts_per_part: int = Field(16, ge=1, description="prompts per resumable unit of work")
     extract: Literal["sql", "final_answer", "none"] = "none"
@@ -76,6 +77,7 @@ class EvalConfig(_Strict):
     max_examples: int | None = None
     batch_size: int = 32
     max_new_tokens: int = 128
+    stop: list[str] = Field(default_factory=list)
 
 
 class RunConfig(_Strict):

@@ -105,7 +105,8 @@ def stage_eval(store: RunStore, cfg: RunConfig, model: str, label: str, round_: 
     if not db:
         raise TaoError("eval needs a database: set 'db:' or 'eval.db:' in the config")
     return evaluate_sql(model, cfg.eval.data, db, label=label, max_examples=cfg.eval.max_examples,
-                        batch_size=cfg.eval.batch_size, max_new_tokens=cfg.eval.max_new_tokens, store=store,
+                        batch_size=cfg.eval.batch_size, max_new_tokens=cfg.eval.max_new_tokens,
+                        stop=tuple(cfg.eval.stop), store=store,
                         round_=round_, dtype=cfg.dtype, device=cfg.device)
 
 

@@ -68,6 +68,7 @@ def evaluate_sql(
     max_examples: int | None = None,
     batch_size: int = 32,
     max_new_tokens: int = 128,
+    stop: tuple[str, ...] = (),
     store: RunStore | None = None,
     round_: int = 0,
     dtype: str = "auto",
@@ -85,7 +86,7 @@ def evaluate_sql(
             return done
     lm, tok = load_model(model, dtype=dtype, device=device)
     gen = HFGenerator(lm, tok, batch_size=batch_size)
-    requests = [GenRequest(r["messages"], 0.0, max_new_tokens) for r in rows]
+    requests = [GenRequest(r["messages"], 0.0, max_new_tokens, stop=tuple(stop)) for r in rows]
     outputs = []
     t0 = time.perf_counter()
     with progress_bar(f"eval {label}", total=len(rows)) as advance:

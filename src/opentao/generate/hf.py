@@ -21,6 +21,7 @@ class GenRequest:
     temperature: float  # 0 → greedy
     max_new_tokens: int
     seed: int = 0
+    stop: tuple[str, ...] = ()  # stop strings (kept in the output), e.g. (";",) for one SQL statement
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,7 @@ def stop_token_ids(tokenizer) -> list[int]:
 class HFGenerator:
     """Batched sampling with a loaded HF causal LM.
 
-    Requests are grouped by temperature (one ``generate`` call has one temperature) and chunked into
+    Requests are grouped by temperature and stop strings (one ``generate`` call has one of each) and chunked into
     ``batch_size`` sequences, left-padded. Each chunk is seeded from its first request's seed, so the same
     request list gives the same texts (on the same hardware) — which makes resumed runs reproducible.
     """
@@ -65,18 +66,33 @@ class HFGenerator:
     @torch.inference_mode()
     def _generate_chunk(self, chunk: list[GenRequest]) -> list[GenOutput]:
         texts = [self.render(r.messages) for r in chunk]
-        enc = self.tok(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.model.device)
+        unique = list(dict.fromkeys(texts))
+        enc = self.tok(unique, return_tensors="pt", padding=True, add_special_tokens=False).to(self.model.device)
+        rows = torch.tensor([unique.index(t) for t in texts], device=self.model.device)  # (B,) → unique prompt
+        input_ids, mask = enc["input_ids"][rows], enc["attention_mask"][rows]  # (B, T)
         temp = chunk[0].temperature
         torch.manual_seed(chunk[0].seed)
         kwargs = dict(do_sample=True, temperature=temp, top_p=self.top_p) if temp > 0 else dict(do_sample=False)
+        if chunk[0].stop:
+            kwargs.update(stop_strings=list(chunk[0].stop), tokenizer=self.tok)
+        if len(unique) < len(texts):
+            # The K samples of a prompt share the whole prompt: prefill each unique prompt once (all but its
+            # last token), then copy its KV cache to every sample row; generate() prefills only the last token.
+            u_ids, u_mask = enc["input_ids"][:, :-1], enc["attention_mask"][:, :-1]  # (U, T-1)
+            positions = (u_mask.cumsum(-1) - 1).clamp(min=0)  # left padding: positions count real tokens only
+            cache = self.model(input_ids=u_ids, attention_mask=u_mask, position_ids=positions,
+                               use_cache=True).past_key_values
+            cache.reorder_cache(rows)  # (U, H, T-1, D) → (B, H, T-1, D)
+            kwargs["past_key_values"] = cache
         out = self.model.generate(
-            **enc,
+            input_ids=input_ids,
+            attention_mask=mask,
             max_new_tokens=max(r.max_new_tokens for r in chunk),
             eos_token_id=self.stop_ids,
             pad_token_id=self.tok.pad_token_id,
             **kwargs,
         )
-        new = out[:, enc["input_ids"].shape[1] :]  # (B, T_new)
+        new = out[:, input_ids.shape[1] :]  # (B, T_new)
         results = []
         for row in new:
             ids = row.tolist()
@@ -90,9 +106,9 @@ class HFGenerator:
 
     def generate(self, requests: list[GenRequest]) -> list[GenOutput]:
         outputs: list[GenOutput | None] = [None] * len(requests)
-        by_temp: dict[float, list[int]] = {}
+        by_temp: dict[tuple[float, tuple[str, ...]], list[int]] = {}
         for i, r in enumerate(requests):
-            by_temp.setdefault(r.temperature, []).append(i)
+            by_temp.setdefault((r.temperature, r.stop), []).append(i)
         for idxs in by_temp.values():
             for start in range(0, len(idxs), self.batch_size):
                 part = idxs[start : start + self.batch_size]

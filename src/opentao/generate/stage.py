@@ -59,7 +59,8 @@ def run_generate(
         for idx, part in todo:
             part_seed = seed * 1_000_003 + round_ * 10_007 + idx
             jobs = [(p, s, source_messages(p.messages, s, cfg.system_prompts)) for p in part for s in slots]
-            requests = [GenRequest(src, s.temperature, cfg.max_new_tokens, part_seed) for _, s, src in jobs]
+            # (prompt, slot) order keeps a prompt's samples adjacent, so the backend can share their prefill
+            requests = [GenRequest(src, s.temperature, cfg.max_new_tokens, part_seed, tuple(cfg.stop)) for _, s, src in jobs]
             outputs = generator.generate(requests)
             cands = []
             for (p, s, src), out in zip(jobs, outputs):
