@@ -34,6 +34,7 @@ from sqlglot import exp
 
 from opentao.errors import TaoError
 from opentao.records import Candidate, Prompt
+from opentao.tasks.sql import is_whole_table_by
 
 __all__ = ["SqlResult", "SqlExecScorer", "extract_sql", "result_signature", "run_sql_readonly"]
 
@@ -318,29 +319,6 @@ def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _is_whole_table(sql: str, n_rows: int, count_rows: Any) -> bool:
-    """Same definition as ``opentao.tasks.sql.is_whole_table``: no WHERE / HAVING / LIMIT / GROUP BY /
-    aggregate anywhere, and the row count equals that of one base table the query reads.
-
-    ``count_rows(table) -> int | None`` counts a table's rows (None when it cannot).
-    """
-    try:
-        tree = sqlglot.parse_one(sql, read="sqlite")
-    except Exception:  # noqa: BLE001
-        return False
-    if tree is None or any(True for _ in tree.find_all(exp.Where, exp.Having, exp.Limit, exp.Group, exp.AggFunc)):
-        return False
-    ctes = {c.alias_or_name for c in tree.find_all(exp.CTE)}
-    seen: set[str] = set()
-    for t in tree.find_all(exp.Table):
-        if not t.name or t.name in ctes or t.name in seen:
-            continue
-        seen.add(t.name)
-        if count_rows(t.name) == n_rows:
-            return True
-    return False
-
-
 def _check_sqlite_file(db: str | Path) -> None:
     path = Path(db)
     if not path.is_file():
@@ -421,7 +399,7 @@ class SqlExecScorer:
             return res, "empty result"
         if res.truncated:
             return res, f"more than {self.max_rows} rows"
-        if _is_whole_table(sql, len(res.rows), self._count_rows):
+        if is_whole_table_by(sql, len(res.rows), self._count_rows):
             return res, "returns a whole table"
         return res, ""
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -183,11 +183,11 @@ def _does_work(tree: exp.Expression) -> bool:
     return any(True for _ in tree.find_all(*kinds))
 
 
-def is_whole_table(conn: sqlite3.Connection, sql: str, rows: Sequence[Any] | int) -> bool:
+def is_whole_table_by(sql: str, n_rows: int, count_rows: Callable[[str], int | None]) -> bool:
     """Whether ``sql`` just returns an entire table.
 
     True when the query has no WHERE / HAVING / LIMIT / GROUP BY / aggregate and its result row count
-    (``rows``: the result rows, or their count) equals the row count of one of the tables it reads.
+    ``n_rows`` equals the row count of one of the tables it reads (``count_rows(table)``, None if unknown).
     A query that does not parse is never called whole-table here (the caller rejects it otherwise).
     """
     try:
@@ -196,15 +196,19 @@ def is_whole_table(conn: sqlite3.Connection, sql: str, rows: Sequence[Any] | int
         return False
     if tree is None or _does_work(tree):
         return False
-    n = rows if isinstance(rows, int) else len(rows)
-    for table in tables_read(sql):
+    return any(count_rows(table) == n_rows for table in tables_read(sql))
+
+
+def is_whole_table(conn: sqlite3.Connection, sql: str, rows: Sequence[Any] | int) -> bool:
+    """:func:`is_whole_table_by` with table sizes counted on ``conn``; ``rows`` is the result or its count."""
+
+    def count(table: str) -> int | None:
         try:
-            (count,) = conn.execute(f"SELECT COUNT(*) FROM {quote_ident(table)}").fetchone()
+            return conn.execute(f"SELECT COUNT(*) FROM {quote_ident(table)}").fetchone()[0]
         except sqlite3.Error:
-            continue
-        if count == n:
-            return True
-    return False
+            return None
+
+    return is_whole_table_by(sql, rows if isinstance(rows, int) else len(rows), count)
 
 
 # ------------------------------------------------------------------------------- table profiles
