@@ -220,3 +220,23 @@ def test_sql_exec_scorer_validates_db(tmp_path):
     junk.write_text("hello, not a database")
     with pytest.raises(TaoError, match="not a SQLite"):
         SqlExecScorer(str(junk))
+
+
+def test_star_score_marks_select_star(tmp_path):
+    import sqlite3
+
+    from opentao.records import Candidate, Prompt
+    from opentao.score.sql import SqlExecScorer, selects_star
+
+    db = tmp_path / "s.sqlite"
+    con = sqlite3.connect(db)
+    con.executescript("CREATE TABLE t (id INTEGER, name TEXT); INSERT INTO t VALUES (1,'a'),(2,'b'),(3,'c');")
+    con.commit()
+    con.close()
+    assert selects_star("SELECT * FROM t WHERE id = 1") and selects_star("SELECT t.* FROM t WHERE id = 1")
+    assert not selects_star("SELECT COUNT(*) FROM t") and not selects_star("SELECT name FROM t WHERE id = 1")
+    sqls = ["SELECT * FROM t WHERE id = 1", "SELECT name FROM t WHERE id = 1", "SELECT nope FROM t"]
+    cands = [Candidate("p", f"p#{i}", "plain", [], s, s, s) for i, s in enumerate(sqls)]
+    prompt = Prompt("p", [{"role": "user", "content": "q"}])
+    assert SqlExecScorer(str(db)).score_group(prompt, cands) == [1.0, 1.0, 0.0]
+    assert SqlExecScorer(str(db), star_score=0.5).score_group(prompt, cands) == [0.5, 1.0, 0.0]

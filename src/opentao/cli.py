@@ -32,7 +32,7 @@ RoundOpt = Annotated[int, typer.Option("--round", "-r", help="round number (1 = 
 def _setup_logging(verbose: bool = False) -> None:
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(message)s",
                         handlers=[RichHandler(console=Console(stderr=True), show_path=False)], force=True)
-    for noisy in ("httpx", "datasets", "transformers", "accelerate"):
+    for noisy in ("httpx", "datasets", "transformers", "accelerate", "sqlglot"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
     logging.getLogger("opentao").setLevel(logging.INFO)
     try:

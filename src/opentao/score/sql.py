@@ -319,6 +319,17 @@ def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def selects_star(sql: str) -> bool:
+    """Whether the outermost SELECT projects ``*`` or ``table.*``."""
+    try:
+        tree = sqlglot.parse_one(sql, read="sqlite")
+    except (sqlglot.errors.ParseError, sqlglot.errors.TokenError):
+        return False
+    select = tree if isinstance(tree, exp.Select) else tree.find(exp.Select)
+    return select is not None and any(isinstance(e, exp.Star) or (isinstance(e, exp.Column) and
+                                      isinstance(e.this, exp.Star)) for e in select.expressions)
+
+
 def _check_sqlite_file(db: str | Path) -> None:
     path = Path(db)
     if not path.is_file():
@@ -338,9 +349,13 @@ class SqlExecScorer:
 
     The SQL is ``candidate.answer`` (already extracted), or ``extract_sql(candidate.response)`` when the
     answer is empty. Identical SQL within a group runs once.
+
+    ``star_score`` (default 1.0: no effect) is the score of a valid query whose outer SELECT lists ``*``
+    — a lint rule: a question asks for particular attributes, and ``SELECT *`` answers with all of them.
     """
 
-    def __init__(self, db: str, timeout_s: float = 2.0, max_rows: int = 1000, name: str = "sql_exec") -> None:
+    def __init__(self, db: str, timeout_s: float = 2.0, max_rows: int = 1000, name: str = "sql_exec",
+                 star_score: float = 1.0) -> None:
         if not isinstance(db, (str, Path)) or not str(db):
             raise TaoError("sql scorer: 'db' must be the path of a SQLite file")
         if timeout_s <= 0 or max_rows < 1:
@@ -350,6 +365,7 @@ class SqlExecScorer:
         self.timeout_s = float(timeout_s)
         self.max_rows = int(max_rows)
         self.name = name
+        self.star_score = float(star_score)
         self._lock = threading.Lock()
         self._cache: dict[str, SqlResult] = {}
         self._counts: dict[str, int | None] = {}
@@ -410,7 +426,12 @@ class SqlExecScorer:
 
     def score_group(self, prompt: Prompt, candidates: list[Candidate]) -> list[float | None]:
         self.reset_cache()
-        return [1.0 if not self.check(self.sql_of(c))[1] else 0.0 for c in candidates]
+        scores: list[float | None] = []
+        for c in candidates:
+            sql = self.sql_of(c)
+            valid = not self.check(sql)[1]
+            scores.append(0.0 if not valid else self.star_score if selects_star(sql) else 1.0)
+        return scores
 
     def __repr__(self) -> str:
         return f"SqlExecScorer(db={self.db!r}, name={self.name!r})"
