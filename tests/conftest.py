@@ -48,26 +48,6 @@ def tiny_model_dir(tmp_path_factory, bundled_tokenizer_dir) -> Path:
     return out
 
 
-@pytest.fixture()
-def sqlite_db(tmp_path) -> Path:
-    """A small two-table SQLite database."""
-    import sqlite3
-
-    path = tmp_path / "shop.sqlite"
-    con = sqlite3.connect(path)
-    con.executescript(
-        """
-        CREATE TABLE customer (id INTEGER PRIMARY KEY, name TEXT, country TEXT);
-        CREATE TABLE orders (id INTEGER PRIMARY KEY, customer_id INTEGER REFERENCES customer(id), total REAL);
-        INSERT INTO customer VALUES (1,'Ann','France'),(2,'Bob','Spain'),(3,'Cy','France'),(4,'Di','Peru');
-        INSERT INTO orders VALUES (1,1,10.0),(2,1,5.5),(3,2,7.25),(4,3,1.0),(5,4,3.0);
-        """
-    )
-    con.commit()
-    con.close()
-    return path
-
-
 def write_jsonl(path: Path, rows: list[dict]) -> Path:
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     return path
