@@ -8,6 +8,7 @@ evaluates it when an eval set is configured. Every stage skips finished work, so
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 
 from opentao.config import RunConfig, dump_config
@@ -110,28 +111,43 @@ def stage_eval(store: RunStore, cfg: RunConfig, model: str, label: str, round_: 
                         round_=round_, dtype=cfg.dtype, device=cfg.device)
 
 
+def _timed(fn, *args, **kwargs):
+    t0 = time.perf_counter()
+    res = fn(*args, **kwargs)
+    if isinstance(res, dict):
+        res = {**res, "wall_s": round(time.perf_counter() - t0, 1)}
+    return res
+
+
 def run_rounds(cfg: RunConfig, *, report=print) -> dict:
-    """All stages of ``cfg.rounds`` rounds, then a summary of base vs each round's model."""
+    """All stages of ``cfg.rounds`` rounds, then a summary of base vs each round's model.
+
+    Each stage's statistics carry ``wall_s``, the seconds this invocation spent in it (a stage that was already
+    done costs ~0 s on a re-run), so ``summary/run.json`` says where the time went.
+    """
+    t_start = time.perf_counter()
     store = open_run(cfg, ("generate", "score", "train", "eval"))
     results: dict = {"run_dir": str(store.root), "rounds": []}
-    base = stage_eval(store, cfg, cfg.model, "base", 0)
+    base = _timed(stage_eval, store, cfg, cfg.model, "base", 0)
     if base:
         results["base"] = base
         report(f"base: execution accuracy {fmt_acc(base)}")
     for r in range(1, cfg.rounds + 1):
-        g = stage_generate(store, cfg, r)
+        g = _timed(stage_generate, store, cfg, r)
         report(f"round {r} generate: {g['candidates']} new candidates for {g['prompts']} prompts "
                f"({g['parts_skipped']} parts already done)")
-        s = stage_score(store, cfg, r)
+        s = _timed(stage_score, store, cfg, r)
         report(f"round {r} score: mean {fmt_means(s.get('mean_score', {}))}; groups with no signal "
                f"{(s.get('flat_share') or 0):.0%}")
-        t = stage_train(store, cfg, r)
+        t = _timed(stage_train, store, cfg, r)
         report(f"round {r} train: {t['examples']} examples, {t['steps']} steps, loss {t.get('first_loss')} → "
                f"{t.get('last_loss')}; {t['parameters']:,} parameters (base {t['base_parameters']:,})")
-        e = stage_eval(store, cfg, str(store.model_dir(r)), f"round-{r}", r)
+        e = _timed(stage_eval, store, cfg, str(store.model_dir(r)), f"round-{r}", r)
         if e:
             report(f"round {r}: execution accuracy {fmt_acc(e)}")
         results["rounds"].append({"round": r, "generate": g, "score": s, "train": t, "eval": e})
+    results["wall_s"] = round(time.perf_counter() - t_start, 1)
+    results["tables"] = store.counts()
     store.write_summary("run", results)
     return results
 
