@@ -39,7 +39,7 @@ from typing import Any
 
 from opentao.errors import TaoError
 from opentao.paths import cache_dir
-from opentao.store import atomic_write_text
+from opentao.store import write_jsonl
 from opentao.tasks.sql import ColumnInfo, TableInfo, connect_readonly, is_whole_table, plural, read_schema
 from opentao.tasks.sql import quote_ident as q
 from opentao.tasks.sql import schema_ddl, sql_literal, sql_prompt_messages, words
@@ -590,10 +590,6 @@ def split_by_shape(questions: list[dict], test_frac: float = 0.35,
     return train, test
 
 
-def _write_jsonl(path: Path, rows: list[dict]) -> None:
-    atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
-
-
 def build_sql_task(out_dir: Path, n: int = 400, seed: int = 0, test_frac: float = 0.35,
                    cache: Path | None = None) -> dict:
     """Build the Chinook task in ``out_dir``.
@@ -606,10 +602,10 @@ def build_sql_task(out_dir: Path, n: int = 400, seed: int = 0, test_frac: float 
     train, test = split_by_shape(generate_questions(db, n=n, seed=seed), test_frac=test_frac, seed=seed)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    _write_jsonl(out / "train.jsonl",
+    write_jsonl(out / "train.jsonl",
                  [{"id": r["id"], "messages": sql_prompt_messages(schema, r["question"])} for r in train])
-    _write_jsonl(out / "test.jsonl", [
+    write_jsonl(out / "test.jsonl", [
         {"id": r["id"], "messages": sql_prompt_messages(schema, r["question"]), "question": r["question"],
          "sql": r["sql"], "shape": r["shape"]} for r in test])
-    _write_jsonl(out / "train_gold.jsonl", [{"id": r["id"], "sql": r["sql"]} for r in train])
+    write_jsonl(out / "train_gold.jsonl", [{"id": r["id"], "sql": r["sql"]} for r in train])
     return {"db": str(db), "train": len(train), "test": len(test), "dir": str(out)}
