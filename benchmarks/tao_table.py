@@ -52,12 +52,13 @@ RESULTS = HERE / "results"
 WORK = HERE / "runs"
 SEED = 0
 
-# Per-mode sizes. steps = optimizer steps (batch 8) for every single-task trained arm; multitask gets the sum.
+# Per-mode sizes. steps = optimizer steps (of `batch` examples) for every single-task trained arm; multitask gets
+# the sum of the tasks' steps.
 SIZES: dict[str, dict[str, Any]] = {
-    "quick": dict(n_train=16, n_test=24, k=4, k_scale=(2, 4), scale_tasks=("docqa", "sql"), rounds=1, steps=2,
-                  tasks=("sql", "docqa", "instruct")),
+    "quick": dict(n_train=8, n_test=16, k=4, k_scale=(2, 4), scale_tasks=("docqa", "sql"), rounds=1, steps=2,
+                  batch=4, tasks=("sql", "docqa", "instruct")),
     "full": dict(n_train=64, n_test=120, k=4, k_scale=(2, 4, 8, 16), scale_tasks=("docqa", "instruct"), rounds=3,
-                 steps=16, tasks=("sql", "docqa", "instruct")),
+                 steps=16, batch=8, tasks=("sql", "docqa", "instruct")),
 }
 
 SQL_STOP = [";", "\n\n", "\n```"]
@@ -216,11 +217,13 @@ class Bench:
         from opentao.models import resolve_model
         from opentao.train.trainer import train_model
 
+        if not examples:  # nothing passed the reward threshold: the arm is its starting model, untrained
+            return {"examples": 0, "steps": 0, "skipped": "no training examples", "model": base_model}
         out = self.work / "models" / name
         done = out.parent / f"{name}.train.json"
         if (out / "config.json").is_file() and done.is_file():
             return {**json.loads(done.read_text()), "model": str(out)}
-        cfg = TrainConfig(method="rft", max_steps=steps, batch_size=8, learning_rate=3e-4, epochs=1,
+        cfg = TrainConfig(method="rft", max_steps=steps, batch_size=self.s["batch"], learning_rate=3e-4, epochs=1,
                           max_length=max_length, save_steps=max(2, steps // 4), seed=SEED)
         t0 = time.time()
         stats = train_model(resolve_model(base_model), examples, cfg, work_dir=self.work / "train" / name,
@@ -232,6 +235,9 @@ class Bench:
     def eval(self, task: str, model: str, label: str) -> dict:
         from opentao.evaluate.base import evaluate_task
         from opentao.store import RunStore
+
+        if model == "bundled":
+            label = "base"  # an arm that trained nothing is the base model: reuse its cached answers
 
         e = TASKS[task]["eval"]
         return evaluate_task(model, self.test_file(task), self.evaluator(task), label=label,
@@ -327,7 +333,7 @@ PYTHONPATH=src python benchmarks/tao_table.py           # full run; resumable: r
 PYTHONPATH=src python benchmarks/tao_table.py --render  # tables and plots from the saved JSON only
 ```
 
-Quick-mode numbers come from 16 training prompts, 24 test examples and 2 optimizer steps per arm: they check
+Quick-mode numbers come from 8 training prompts, 16 test examples and 2 optimizer steps of 4 examples per arm: they check
 that the machinery works end to end, not the targets (their CIs span tens of points).
 """
 
@@ -338,7 +344,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--render", action="store_true", help="only rebuild README and plots from the JSON files")
     ap.add_argument("--only", nargs="*", help="run only these arm names")
     ap.add_argument("--hours", type=float, default=None, help="start no new arm after this many hours")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch CPU threads (1 avoids thread thrashing when other jobs share the cores)")
     args = ap.parse_args(argv)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
     for noisy in ("httpx", "transformers", "datasets", "accelerate"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
@@ -349,7 +361,7 @@ def main(argv: list[str] | None = None) -> int:
         deadline = time.time() + 3600 * args.hours if args.hours else None
         t0 = time.time()
         status = run_arms(specs, bench.run, ResultDir(RESULTS, mode), seed=SEED,
-                          config={"sizes": SIZES[mode], "tasks": TASKS}, deadline=deadline,
+                          config={"sizes": SIZES[mode], "tasks": TASKS, "threads": args.threads}, deadline=deadline,
                           report=lambda m: print(m, flush=True))
         print(f"{mode}: {sum(v == 'done' for v in status.values())} arms run, "
               f"{sum(v == 'skipped' for v in status.values())} skipped, wall {time.time() - t0:.0f} s", flush=True)

