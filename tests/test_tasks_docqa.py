@@ -130,3 +130,28 @@ def test_scorer_plugs_in_through_the_registry() -> None:
 def test_parse_prompt_roundtrip() -> None:
     msgs = docqa_messages("Some passage.\n\nWith two paragraphs.", "Is it?", "yesno")
     assert docqa.parse_prompt(msgs) == ("Some passage.\n\nWith two paragraphs.", "Is it?", "yesno")
+
+
+def test_evaluate_task_on_docqa_with_tiny_model(archive: Path, tmp_path: Path, tiny_model_dir: Path) -> None:
+    from opentao.evaluate.base import evaluate_task
+    from opentao.store import RunStore
+
+    build_docqa_task(tmp_path / "task", n_train=4, n_test=5, archive=archive)
+    store = RunStore(tmp_path / "run")
+    res = evaluate_task(str(tiny_model_dir), tmp_path / "task" / "test.jsonl", get_evaluator("docqa"),
+                        label="tiny", max_new_tokens=4, batch_size=4, store=store)
+    assert res["task"] == "docqa" and res["n"] == 5 and len(res["per_example"]["correct"]) == 5
+    assert res["per_example"]["ids"] == [json.loads(x)["id"] for x in
+                                         (tmp_path / "task" / "test.jsonl").read_text().splitlines()]
+    assert res["mean_new_tokens"] <= 4 and res["parameters"] > 0
+    assert evaluate_task(str(tiny_model_dir), tmp_path / "task" / "test.jsonl", get_evaluator("docqa"),
+                         label="tiny", store=store) == res  # cached
+    with pytest.raises(TaoError, match="needs 'messages', 'kind', 'answer'"):
+        evaluate_task(str(tiny_model_dir), tmp_path / "task" / "train.jsonl", get_evaluator("docqa"))
+
+
+def test_unknown_task_and_sql_without_db() -> None:
+    with pytest.raises(TaoError, match="unknown task 'poetry'"):
+        get_evaluator("poetry")
+    with pytest.raises(TaoError, match="needs a database"):
+        get_evaluator("sql")
