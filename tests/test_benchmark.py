@@ -149,7 +149,11 @@ def test_targets_from_results() -> None:
 
 def test_render_and_plots(tmp_path: Path) -> None:
     res = fake_results()
+    res["instruct-oracle"]["train"] = {"skipped": "no training examples"}
+    res["sql-tao"]["selection"] = {"examples": 7, "gold_correct_share_of_chosen": 0.5}
     md = report.render_mode(res, "quick", "results/quick")
+    assert "| instruct | 20 | 10.0 | 10.0 (+0.0 [+0.0, +0.0]) | 15.0 (+5.0 [" in md
+    assert "15.0 † (+5.0" in md and "* sql: TAO (no labels) 7 (50% gold-correct)" in md
     assert "| sql | 20 | 20.0 | 30.0 (+10.0 [" in md
     assert "multi-task TAO" in md and "Compute scaling" in md and "**not met**" in md
     assert "| docqa | 4 | 2 | 40.0 |" in md

@@ -21,10 +21,17 @@ TASK_TITLES = {"sql": "text-to-SQL (Chinook)", "docqa": "document QA (BoolQ + Di
                "instruct": "instruction following (XSum + NQ)"}
 
 
+def arm_data(results: dict[str, dict], task: str, arm: str) -> dict | None:
+    return results.get("multitask" if arm == "multitask" else f"{task}-{arm}")
+
+
 def arm_eval(results: dict[str, dict], task: str, arm: str) -> dict | None:
-    name = "multitask" if arm == "multitask" else f"{task}-{arm}"
-    data = results.get(name)
-    return (data or {}).get("evals", {}).get(task)
+    return (arm_data(results, task, arm) or {}).get("evals", {}).get(task)
+
+
+def untrained(data: dict | None) -> bool:
+    """The arm had no training example (nothing passed its reward threshold), so its model is the base."""
+    return bool(data and (data.get("train") or {}).get("skipped"))
 
 
 def vs_base(results: dict[str, dict], task: str, ev: dict, seed: int = 0) -> dict | None:
@@ -119,13 +126,26 @@ def render_mode(results: dict[str, dict], mode: str, plot_prefix: str) -> str:
             if ev is None:
                 cells.append("—")
                 continue
-            cell = _pct(ev["accuracy"])
+            cell = _pct(ev["accuracy"]) + (" †" if untrained(arm_data(results, task, arm)) else "")
             d = vs_base(results, task, ev) if arm != "base" else None
             if d is not None:
                 lo, hi = d["ci95"]
                 cell += f" ({100 * d['delta']:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}])"
             cells.append(cell)
         lines.append(f"| {task} | {base['n'] if base else '—'} | " + " | ".join(cells) + " |")
+    lines += ["", "† no candidate reached the arm's reward threshold, so it trained nothing and *is* the base model.",
+              "", "Training data per arm (examples kept; share of them that are gold-correct, a diagnostic never "
+              "used for selection):", ""]
+    for task in TASKS:
+        parts = []
+        for arm in ("sft", "tao", "oracle"):
+            sel = (arm_data(results, task, arm) or {}).get("selection") or {}
+            if "examples" in sel:
+                share = sel.get("gold_correct_share_of_chosen")
+                parts.append(f"{ARM_TITLES[arm]} {sel['examples']}" + (f" ({100 * share:.0f}% gold-correct)"
+                                                                        if share is not None else ""))
+        if parts:
+            lines.append(f"* {task}: " + "; ".join(parts))
     lines += ["", "### Inference cost: base vs tuned (same architecture, so the same cost per token)", ""]
     lines.append("| task | arm | mean new tokens | mean response chars | s / request (batched) | parameters |")
     lines.append("|---|---|---|---|---|---|")
