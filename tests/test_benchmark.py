@@ -143,8 +143,12 @@ def test_targets_from_results() -> None:
     assert got[("tuned mean response length ≤ 1.1× base", "sql")] is True
     assert got[("tuned mean response length ≤ 1.1× base", "instruct")] is False  # 1.2×
     # sql: k2 40% → k4 50% (up); docqa: k2 35% → k4 30% (down) → only one task non-decreasing
-    assert got[("quality non-decreasing in K on ≥ 2 tasks", "all")] is False
+    assert got[("quality non-decreasing in K on ≥ 2 tasks (and higher at the largest K)", "all")] is False
     assert report.targets({})[0]["met"] is None
+    flat = fake_results()
+    flat["sql-oracle"]["evals"]["sql"] = flat["sql-base"]["evals"]["sql"]
+    got = {(t["target"], t["task"]): t["met"] for t in report.targets(flat)}
+    assert got[("TAO recovers ≥ 80% of the oracle's gain", "sql")] is None  # undefined, not "met"
 
 
 def test_render_and_plots(tmp_path: Path) -> None:

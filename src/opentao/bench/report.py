@@ -76,8 +76,8 @@ def targets(results: dict[str, dict]) -> list[dict[str, Any]]:
                     "detail": f"SFT {_pct(sft)}, TAO {_pct(tao)}"})
         if have and oracle is not None:
             gain, ogain = tao - base, oracle - base
-            met = tao >= oracle if ogain <= 0 else gain >= 0.8 * ogain
-            share = f"{100 * gain / ogain:.0f}% of the oracle's gain" if ogain > 0 else "oracle gained nothing"
+            met = gain >= 0.8 * ogain if ogain > 0 else None  # no oracle gain: the share is undefined
+            share = f"{100 * gain / ogain:.0f}% of the oracle's gain" if ogain > 0 else "the oracle gained nothing"
         else:
             met, share = None, "arms missing"
         out.append({"target": "TAO recovers ≥ 80% of the oracle's gain", "task": task, "met": met,
@@ -96,9 +96,10 @@ def targets(results: dict[str, dict]) -> list[dict[str, Any]]:
         ks = [p for p in scaling_points(results, task) if p["rounds"] == 1 and p["k"]]
         if len(ks) >= 2:
             accs = [p["accuracy"] for p in sorted(ks, key=lambda p: p["k"])]
-            monotone.append((task, all(b >= a for a, b in zip(accs, accs[1:])), accs))
+            monotone.append((task, all(b >= a for a, b in zip(accs, accs[1:])) and accs[-1] > accs[0], accs))
     ok = [t for t, m, _ in monotone if m]
-    out.append({"target": "quality non-decreasing in K on ≥ 2 tasks", "task": "all",
+    # a flat curve (e.g. 0 → 0) does not count: the target asks that more samples buy quality
+    out.append({"target": "quality non-decreasing in K on ≥ 2 tasks (and higher at the largest K)", "task": "all",
                 "met": (len(ok) >= 2) if len(monotone) >= 2 else None,
                 "detail": "; ".join(f"{t}: " + " → ".join(_pct(a) for a in accs) for t, _, accs in monotone)
                 or "scaling runs missing"})
@@ -106,7 +107,7 @@ def targets(results: dict[str, dict]) -> list[dict[str, Any]]:
 
 
 def _mark(met: bool | None) -> str:
-    return {True: "met", False: "**not met**", None: "not measured yet"}[met]
+    return {True: "met", False: "**not met**", None: "n/a (not measured or undefined)"}[met]
 
 
 def render_mode(results: dict[str, dict], mode: str, plot_prefix: str) -> str:
@@ -146,7 +147,9 @@ def render_mode(results: dict[str, dict], mode: str, plot_prefix: str) -> str:
                                                                         if share is not None else ""))
         if parts:
             lines.append(f"* {task}: " + "; ".join(parts))
-    lines += ["", "### Inference cost: base vs tuned (same architecture, so the same cost per token)", ""]
+    lines += ["", "### Inference cost: base vs tuned (same architecture, so the same cost per token)", "",
+              "Latency is wall clock per request in batches of 32 on a CPU shared with other jobs, so it is noisy; "
+              "parameters and new tokens per answer are the stable cost measures.", ""]
     lines.append("| task | arm | mean new tokens | mean response chars | s / request (batched) | parameters |")
     lines.append("|---|---|---|---|---|---|")
     for task in TASKS:
@@ -236,6 +239,8 @@ def plot_scaling(results: dict[str, dict], path: Path, title: str) -> None:
     for ax in (ax_k, ax_r):
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8)
+        else:
+            ax.text(0.5, 0.5, "no runs of this kind in this mode", ha="center", va="center", transform=ax.transAxes)
     fig.suptitle(title)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
