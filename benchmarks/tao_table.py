@@ -333,6 +333,9 @@ PYTHONPATH=src python benchmarks/tao_table.py           # full run; resumable: r
 PYTHONPATH=src python benchmarks/tao_table.py --render  # tables and plots from the saved JSON only
 ```
 
+On a CPU shared with other jobs add `--threads 1`: two torch threads fighting other processes for two cores
+made a training step ~4× slower here (197 s vs 47 s per step). The quick run above used `--threads 1`.
+
 Quick-mode numbers come from 8 training prompts, 16 test examples and 2 optimizer steps of 4 examples per arm: they check
 that the machinery works end to end, not the targets (their CIs span tens of points).
 """

