@@ -78,3 +78,9 @@ def test_config_typo(tmp_path):
 def test_tables_on_missing_dir(tmp_path):
     res = tao("tables", str(tmp_path / "nope"))
     _assert_clean_failure(res, "no run directory", tmp_path / "nope")
+
+
+def test_eval_and_prepare_reject_unknown_tasks(tmp_path):
+    for args in (["eval", "--task", "poetry"], ["prepare", "poetry"]):
+        res = tao(*args, "--run-dir" if args[0] == "eval" else "--out", str(tmp_path / "run"))
+        _assert_clean_failure(res, "unknown task 'poetry'", tmp_path / "run")

@@ -92,27 +92,28 @@ def train(config: ConfigOpt = None, set_: SetOpt = None, run_dir: RunDirOpt = No
 @app.command("eval")
 def eval_(
     model: Annotated[str, typer.Option("--model", "-m", help="model to evaluate")] = "bundled",
-    task: Annotated[str, typer.Option(help="task: sql")] = "sql",
-    data: Annotated[Optional[str], typer.Option(help="held-out JSONL with messages + gold sql")] = None,
-    db: Annotated[Optional[str], typer.Option(help="SQLite database")] = None,
+    task: Annotated[str, typer.Option(help="task: sql | docqa | instruct")] = "sql",
+    data: Annotated[Optional[str], typer.Option(help="held-out JSONL with messages + the task's gold fields")] = None,
+    db: Annotated[Optional[str], typer.Option(help="SQLite database (sql only)")] = None,
     max_examples: Annotated[Optional[int], typer.Option(help="evaluate only the first N")] = None,
     run_dir: RunDirOpt = None,
 ) -> None:
     """Greedy answers on a held-out labeled split; gold metric with a 95% confidence interval."""
-    from opentao.evaluate.sql import evaluate_sql
-    from opentao.paths import cache_dir
-    from opentao.pipeline import fmt_acc, prepare_sql_task
+    from opentao.evaluate.base import evaluate_task
+    from opentao.evaluate.registry import TASKS, get_evaluator
+    from opentao.pipeline import fmt_acc, prepare_task
     from opentao.store import RunStore
 
-    if task != "sql":
-        raise TaoError(f"unknown task {task!r}: available: sql")
-    if data is None or db is None:
-        task_dir = cache_dir() / "tasks" / "chinook-sql"
-        prepare_sql_task(task_dir)
+    if task not in TASKS:
+        raise TaoError(f"unknown task {task!r}: available: {', '.join(TASKS)}")
+    if data is None or (task == "sql" and db is None):
+        task_dir = prepare_task(task)
         data = data or str(task_dir / "test.jsonl")
-        db = db or str(task_dir / "chinook.sqlite")
-    res = evaluate_sql(model, data, db, max_examples=max_examples, store=RunStore(run_dir) if run_dir else None)
-    out.print(f"{model}: execution accuracy {fmt_acc(res)}; {res['mean_new_tokens']:.1f} new tokens/answer")
+        if task == "sql":
+            db = db or str(task_dir / "chinook.sqlite")
+    res = evaluate_task(model, data, get_evaluator(task, db), max_examples=max_examples,
+                        store=RunStore(run_dir) if run_dir else None)
+    out.print(f"{model}: {task} accuracy {fmt_acc(res)}; {res['mean_new_tokens']:.1f} new tokens/answer")
 
 
 @app.command()
@@ -156,17 +157,17 @@ def quickstart(run_dir: RunDirOpt = None, set_: SetOpt = None) -> None:
 
 
 @app.command()
-def prepare(task: Annotated[str, typer.Argument(help="task to build: sql-chinook")] = "sql-chinook",
+def prepare(task: Annotated[str, typer.Argument(help="task to build: sql-chinook (or sql) | docqa | instruct")] = "sql-chinook",
             out_dir: Annotated[Optional[Path], typer.Option("--out", help="folder for the task files")] = None) -> None:
     """Build a bundled task's files (train prompts without labels, held-out test with gold, the database)."""
-    from opentao.paths import cache_dir
-    from opentao.pipeline import prepare_sql_task
+    from opentao.pipeline import prepare_task
 
-    if task != "sql-chinook":
-        raise TaoError(f"unknown task {task!r}: available: sql-chinook")
-    target = out_dir or cache_dir() / "tasks" / "chinook-sql"
-    prepare_sql_task(target)
-    out.print(f"task files in {target}: train.jsonl (no labels), test.jsonl (gold), chinook.sqlite")
+    name = "sql" if task == "sql-chinook" else task
+    if name not in ("sql", "docqa", "instruct"):
+        raise TaoError(f"unknown task {task!r}: available: sql-chinook, docqa, instruct")
+    target = prepare_task(name, out_dir)
+    extra = ", chinook.sqlite" if name == "sql" else ""
+    out.print(f"task files in {target}: train.jsonl (no labels), train_gold.jsonl, test.jsonl (gold){extra}")
 
 
 def _print_tables(run_dir: str) -> None:

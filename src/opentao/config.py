@@ -71,7 +71,7 @@ class TrainConfig(_Strict):
 
 
 class EvalConfig(_Strict):
-    task: Literal["sql"] = "sql"
+    task: Literal["sql", "docqa", "instruct"] = "sql"
     data: str | None = None
     db: str | None = None
     max_examples: int | None = None

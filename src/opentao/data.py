@@ -41,21 +41,26 @@ def read_table_rows(path: str | Path) -> list[dict[str, Any]]:
     except UnicodeDecodeError as exc:
         raise TaoError(f"{p}: not valid UTF-8 (byte {exc.start})") from None
     if suffix in (".jsonl", ".json", ".ndjson"):
-        rows = []
-        for lineno, line in enumerate(text.splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise TaoError(f"{p}:{lineno}: invalid JSON ({exc.msg})") from None
-            if not isinstance(row, dict):
-                raise TaoError(f"{p}:{lineno}: each line must be a JSON object")
-            rows.append(row)
-        return rows
+        return parse_jsonl(text, str(p))
     if suffix == ".csv":
         return list(csv.DictReader(io.StringIO(text)))
     raise TaoError(f"{p}: unsupported file type {suffix!r} (use .jsonl, .csv or .parquet)")
+
+
+def parse_jsonl(text: str, where: str) -> list[dict[str, Any]]:
+    """One JSON object per non-blank line; TaoError naming ``where`` and the line otherwise."""
+    rows = []
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise TaoError(f"{where}:{lineno}: invalid JSON ({exc.msg})") from None
+        if not isinstance(row, dict):
+            raise TaoError(f"{where}:{lineno}: each line must be a JSON object")
+        rows.append(row)
+    return rows
 
 
 def _messages_of(row: dict[str, Any], where: str) -> list[Message]:

@@ -36,12 +36,14 @@ def validate(cfg: RunConfig, stages: tuple[str, ...]) -> None:
             raise TaoError("no scorers configured: add at least one under score.scorers")
         build_scorers(with_default_db(cfg.score.scorers, cfg.db))
     if "eval" in stages and cfg.eval.data:
-        from opentao.evaluate.sql import load_eval_set
+        from opentao.evaluate.base import load_eval_rows
+        from opentao.evaluate.registry import get_evaluator
 
-        load_eval_set(cfg.eval.data)
         db = cfg.eval.db or cfg.db
-        if not db or not Path(db).is_file():
+        if cfg.eval.task == "sql" and (not db or not Path(db).is_file()):
             raise TaoError(f"eval needs an existing database (eval.db or db), got {db!r}")
+        evaluator = get_evaluator(cfg.eval.task, db)
+        load_eval_rows(cfg.eval.data, evaluator.gold_fields, evaluator.task)
 
 
 def open_run(cfg: RunConfig, stages: tuple[str, ...] = ()) -> RunStore:
@@ -100,15 +102,14 @@ def stage_train(store: RunStore, cfg: RunConfig, round_: int) -> dict:
 def stage_eval(store: RunStore, cfg: RunConfig, model: str, label: str, round_: int) -> dict | None:
     if not cfg.eval.data:
         return None
-    from opentao.evaluate.sql import evaluate_sql
+    from opentao.evaluate.base import evaluate_task
+    from opentao.evaluate.registry import get_evaluator
 
-    db = cfg.eval.db or cfg.db
-    if not db:
-        raise TaoError("eval needs a database: set 'db:' or 'eval.db:' in the config")
-    return evaluate_sql(model, cfg.eval.data, db, label=label, max_examples=cfg.eval.max_examples,
-                        batch_size=cfg.eval.batch_size, max_new_tokens=cfg.eval.max_new_tokens,
-                        stop=tuple(cfg.eval.stop), store=store,
-                        round_=round_, dtype=cfg.dtype, device=cfg.device)
+    evaluator = get_evaluator(cfg.eval.task, cfg.eval.db or cfg.db)
+    return evaluate_task(model, cfg.eval.data, evaluator, label=label, max_examples=cfg.eval.max_examples,
+                         batch_size=cfg.eval.batch_size, max_new_tokens=cfg.eval.max_new_tokens,
+                         stop=tuple(cfg.eval.stop), store=store,
+                         round_=round_, dtype=cfg.dtype, device=cfg.device)
 
 
 def _timed(fn, *args, **kwargs):
@@ -131,7 +132,7 @@ def run_rounds(cfg: RunConfig, *, report=print) -> dict:
     base = _timed(stage_eval, store, cfg, cfg.model, "base", 0)
     if base:
         results["base"] = base
-        report(f"base: execution accuracy {fmt_acc(base)}")
+        report(f"base: {cfg.eval.task} accuracy {fmt_acc(base)}")
     for r in range(1, cfg.rounds + 1):
         g = _timed(stage_generate, store, cfg, r)
         report(f"round {r} generate: {g['candidates']} new candidates for {g['prompts']} prompts "
@@ -144,7 +145,7 @@ def run_rounds(cfg: RunConfig, *, report=print) -> dict:
                f"{t.get('last_loss')}; {t['parameters']:,} parameters (base {t['base_parameters']:,})")
         e = _timed(stage_eval, store, cfg, str(store.model_dir(r)), f"round-{r}", r)
         if e:
-            report(f"round {r}: execution accuracy {fmt_acc(e)}")
+            report(f"round {r}: {cfg.eval.task} accuracy {fmt_acc(e)}")
         results["rounds"].append({"round": r, "generate": g, "score": s, "train": t, "eval": e})
     results["wall_s"] = round(time.perf_counter() - t_start, 1)
     results["tables"] = store.counts()
@@ -191,3 +192,27 @@ def prepare_sql_task(out_dir: Path) -> dict:
         shutil.copyfile(db, tmp)
         tmp.replace(dest)
     return info
+
+
+TASK_DIRS = {"sql": "chinook-sql", "docqa": "docqa", "instruct": "instruct"}
+
+
+def prepare_task(task: str, out_dir: Path | None = None) -> Path:
+    """Build a bundled task's files once (``sql``, ``docqa`` or ``instruct``) and return their folder."""
+    from opentao.paths import cache_dir
+
+    if task not in TASK_DIRS:
+        raise TaoError(f"unknown task {task!r}: available: {', '.join(TASK_DIRS)}")
+    out = Path(out_dir or cache_dir() / "tasks" / TASK_DIRS[task])
+    if task == "sql":
+        prepare_sql_task(out)
+    elif not (out / "test.jsonl").is_file():
+        if task == "docqa":
+            from opentao.tasks.docqa import build_docqa_task
+
+            build_docqa_task(out)
+        else:
+            from opentao.tasks.instruct import build_instruct_task
+
+            build_instruct_task(out)
+    return out

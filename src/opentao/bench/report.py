@@ -1,0 +1,248 @@
+"""The benchmark report: tables, targets and plots computed **only** from the saved per-arm JSON files.
+
+Result names (see ``benchmarks/tao_table.py``): ``<task>-base``, ``<task>-sft``, ``<task>-tao``,
+``<task>-oracle``, ``multitask``, and the compute-scaling settings ``<task>-tao-k<K>`` (other K, round 1) and
+``<task>-tao-r<R>`` (default K, rounds 2..). Every file has ``evals: {task: eval summary}`` with per-example
+correctness, so differences to the base come with a paired-bootstrap 95% CI.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from opentao.bench.stats import aligned, paired_bootstrap
+
+TASKS = ("sql", "docqa", "instruct")
+ARMS = ("base", "sft", "tao", "oracle", "multitask")
+ARM_TITLES = {"base": "base", "sft": "labeled SFT", "tao": "TAO (no labels)", "oracle": "RL, gold reward (oracle)",
+              "multitask": "multi-task TAO"}
+TASK_TITLES = {"sql": "text-to-SQL (Chinook)", "docqa": "document QA (BoolQ + DisflQA)",
+               "instruct": "instruction following (XSum + NQ)"}
+
+
+def arm_data(results: dict[str, dict], task: str, arm: str) -> dict | None:
+    return results.get("multitask" if arm == "multitask" else f"{task}-{arm}")
+
+
+def arm_eval(results: dict[str, dict], task: str, arm: str) -> dict | None:
+    return (arm_data(results, task, arm) or {}).get("evals", {}).get(task)
+
+
+def untrained(data: dict | None) -> bool:
+    """The arm had no training example (nothing passed its reward threshold), so its model is the base."""
+    return bool(data and (data.get("train") or {}).get("skipped"))
+
+
+def vs_base(results: dict[str, dict], task: str, ev: dict, seed: int = 0) -> dict | None:
+    base = arm_eval(results, task, "base")
+    if base is None or ev is None or ev is base:
+        return None
+    b, a = aligned(base["per_example"], ev["per_example"])
+    return paired_bootstrap(b, a, seed=seed)
+
+
+def scaling_points(results: dict[str, dict], task: str) -> list[dict]:
+    """Every TAO setting of a task: ``{"k", "rounds", "accuracy", "name"}`` sorted by (rounds, k)."""
+    pts = []
+    for name, data in results.items():
+        if not name.startswith(f"{task}-tao") or task not in data.get("evals", {}):
+            continue
+        p = data.get("params", {})
+        pts.append({"name": name, "k": p.get("k"), "rounds": p.get("rounds", 1),
+                    "accuracy": data["evals"][task]["accuracy"]})
+    return sorted(pts, key=lambda x: (x["rounds"], x["k"] or 0))
+
+
+def _pct(x: float | None) -> str:
+    return "—" if x is None else f"{100 * x:.1f}"
+
+
+def targets(results: dict[str, dict]) -> list[dict[str, Any]]:
+    """Each target of issue #4 with ``met`` True / False / None (None: the arms it needs are not finished)."""
+    out: list[dict[str, Any]] = []
+
+    def acc(task: str, arm: str) -> float | None:
+        ev = arm_eval(results, task, arm)
+        return None if ev is None else ev["accuracy"]
+
+    for task in TASKS:
+        base, tao, sft, oracle = (acc(task, a) for a in ("base", "tao", "sft", "oracle"))
+        have = base is not None and tao is not None
+        out.append({"target": "TAO ≥ base + 10 points", "task": task, "met": (tao - base >= 0.10) if have else None,
+                    "detail": f"base {_pct(base)}, TAO {_pct(tao)}"})
+        out.append({"target": "TAO ≥ labeled SFT", "task": task,
+                    "met": (tao >= sft) if tao is not None and sft is not None else None,
+                    "detail": f"SFT {_pct(sft)}, TAO {_pct(tao)}"})
+        if have and oracle is not None:
+            gain, ogain = tao - base, oracle - base
+            met = gain >= 0.8 * ogain if ogain > 0 else None  # no oracle gain: the share is undefined
+            share = f"{100 * gain / ogain:.0f}% of the oracle's gain" if ogain > 0 else "the oracle gained nothing"
+        else:
+            met, share = None, "arms missing"
+        out.append({"target": "TAO recovers ≥ 80% of the oracle's gain", "task": task, "met": met,
+                    "detail": f"oracle {_pct(oracle)}; {share}"})
+        base_ev, tao_ev = arm_eval(results, task, "base"), arm_eval(results, task, "tao")
+        if base_ev and tao_ev:
+            ratio = tao_ev["mean_new_tokens"] / max(base_ev["mean_new_tokens"], 1e-9)
+            out.append({"target": "tuned mean response length ≤ 1.1× base", "task": task, "met": ratio <= 1.1,
+                        "detail": f"{tao_ev['mean_new_tokens']:.1f} vs {base_ev['mean_new_tokens']:.1f} tokens "
+                                  f"({ratio:.2f}×)"})
+        else:
+            out.append({"target": "tuned mean response length ≤ 1.1× base", "task": task, "met": None,
+                        "detail": "arms missing"})
+    monotone = []
+    for task in TASKS:
+        ks = [p for p in scaling_points(results, task) if p["rounds"] == 1 and p["k"]]
+        if len(ks) >= 2:
+            accs = [p["accuracy"] for p in sorted(ks, key=lambda p: p["k"])]
+            monotone.append((task, all(b >= a for a, b in zip(accs, accs[1:])) and accs[-1] > accs[0], accs))
+    ok = [t for t, m, _ in monotone if m]
+    # a flat curve (e.g. 0 → 0) does not count: the target asks that more samples buy quality
+    out.append({"target": "quality non-decreasing in K on ≥ 2 tasks (and higher at the largest K)", "task": "all",
+                "met": (len(ok) >= 2) if len(monotone) >= 2 else None,
+                "detail": "; ".join(f"{t}: " + " → ".join(_pct(a) for a in accs) for t, _, accs in monotone)
+                or "scaling runs missing"})
+    return out
+
+
+def _mark(met: bool | None) -> str:
+    return {True: "met", False: "**not met**", None: "n/a (not measured or undefined)"}[met]
+
+
+def render_mode(results: dict[str, dict], mode: str, plot_prefix: str) -> str:
+    lines = [f"## {mode} run", ""]
+    done = [d for d in results.values()]
+    wall = sum(d.get("wall_seconds", 0) for d in done)
+    lines.append(f"{len(done)} finished arm files, {wall / 60:.1f} min of arm wall time in total "
+                 f"(seed {done[0].get('seed') if done else '—'}).")
+    lines += ["", "### Held-out accuracy (%) and difference to base (points, paired-bootstrap 95% CI)", ""]
+    lines.append("| task | n | " + " | ".join(ARM_TITLES[a] for a in ARMS) + " |")
+    lines.append("|---|---|" + "---|" * len(ARMS))
+    for task in TASKS:
+        base = arm_eval(results, task, "base")
+        cells = []
+        for arm in ARMS:
+            ev = arm_eval(results, task, arm)
+            if ev is None:
+                cells.append("—")
+                continue
+            cell = _pct(ev["accuracy"]) + (" †" if untrained(arm_data(results, task, arm)) else "")
+            d = vs_base(results, task, ev) if arm != "base" else None
+            if d is not None:
+                lo, hi = d["ci95"]
+                cell += f" ({100 * d['delta']:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}])"
+            cells.append(cell)
+        lines.append(f"| {task} | {base['n'] if base else '—'} | " + " | ".join(cells) + " |")
+    lines += ["", "† no candidate reached the arm's reward threshold, so it trained nothing and *is* the base model.",
+              "", "Training data per arm (examples kept; share of them that are gold-correct, a diagnostic never "
+              "used for selection):", ""]
+    for task in TASKS:
+        parts = []
+        for arm in ("sft", "tao", "oracle"):
+            sel = (arm_data(results, task, arm) or {}).get("selection") or {}
+            if "examples" in sel:
+                share = sel.get("gold_correct_share_of_chosen")
+                parts.append(f"{ARM_TITLES[arm]} {sel['examples']}" + (f" ({100 * share:.0f}% gold-correct)"
+                                                                        if share is not None else ""))
+        if parts:
+            lines.append(f"* {task}: " + "; ".join(parts))
+    lines += ["", "### Inference cost: base vs tuned (same architecture, so the same cost per token)", "",
+              "Latency is wall clock per request in batches of 32 on a CPU shared with other jobs, so it is noisy; "
+              "parameters and new tokens per answer are the stable cost measures.", ""]
+    lines.append("| task | arm | mean new tokens | mean response chars | s / request (batched) | parameters |")
+    lines.append("|---|---|---|---|---|---|")
+    for task in TASKS:
+        for arm in ARMS:
+            ev = arm_eval(results, task, arm)
+            if ev is not None:
+                lines.append(f"| {task} | {ARM_TITLES[arm]} | {ev['mean_new_tokens']:.1f} | "
+                             f"{ev.get('mean_response_chars', float('nan')):.0f} | {ev['seconds_per_request']:.2f} | "
+                             f"{ev['parameters']:,} |")
+    scal = {t: scaling_points(results, t) for t in TASKS}
+    if any(len(v) > 1 for v in scal.values()):
+        lines += ["", "### Compute scaling: held-out accuracy (%) per TAO setting", ""]
+        lines.append("| task | K | rounds | accuracy | Δ vs base (95% CI) |")
+        lines.append("|---|---|---|---|---|")
+        for task, pts in scal.items():
+            for p in pts:
+                ev = results[p["name"]]["evals"][task]
+                d = vs_base(results, task, ev)
+                ci = f"{100 * d['delta']:+.1f} [{100 * d['ci95'][0]:+.1f}, {100 * d['ci95'][1]:+.1f}]" if d else "—"
+                lines.append(f"| {task} | {p['k']} | {p['rounds']} | {_pct(p['accuracy'])} | {ci} |")
+    lines += ["", "### Targets (computed from the JSON files above)", ""]
+    lines.append("| target | task | status | numbers |")
+    lines.append("|---|---|---|---|")
+    for t in targets(results):
+        lines.append(f"| {t['target']} | {t['task']} | {_mark(t['met'])} | {t['detail']} |")
+    lines += ["", f"![arms per task]({plot_prefix}-arms.png)", "",
+              f"![compute scaling]({plot_prefix}-scaling.png)", ""]
+    return "\n".join(lines)
+
+
+def plot_arms(results: dict[str, dict], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(9, 4.2))
+    width = 0.8 / len(ARMS)
+    for j, arm in enumerate(ARMS):
+        xs, ys, errs = [], [], [[], []]
+        for i, task in enumerate(TASKS):
+            ev = arm_eval(results, task, arm)
+            if ev is None:
+                continue
+            xs.append(i + (j - (len(ARMS) - 1) / 2) * width)
+            ys.append(100 * ev["accuracy"])
+            lo, hi = ev["ci95"]
+            errs[0].append(100 * (ev["accuracy"] - lo))
+            errs[1].append(100 * (hi - ev["accuracy"]))
+        if xs:
+            ax.bar(xs, ys, width, yerr=errs, capsize=2, label=ARM_TITLES[arm])
+    ax.set_xticks(range(len(TASKS)), [TASK_TITLES[t] for t in TASKS], fontsize=8)
+    ax.set_ylabel("held-out accuracy (%), Wilson 95% CI")
+    ax.set_title(title)
+    ax.legend(fontsize=7, ncols=3)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_scaling(results: dict[str, dict], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax_k, ax_r) = plt.subplots(1, 2, figsize=(9, 3.6))
+    for task in TASKS:
+        pts = scaling_points(results, task)
+        base = arm_eval(results, task, "base")
+        ks = sorted((p for p in pts if p["rounds"] == 1 and p["k"]), key=lambda p: p["k"])
+        if len(ks) >= 2:
+            line = ax_k.plot([p["k"] for p in ks], [100 * p["accuracy"] for p in ks], marker="o", label=task)[0]
+            if base:
+                ax_k.axhline(100 * base["accuracy"], ls=":", color=line.get_color(), lw=1)
+        tao = results.get(f"{task}-tao")
+        if tao:
+            k0 = tao["params"].get("k")
+            rs = sorted((p for p in pts if p["k"] == k0), key=lambda p: p["rounds"])
+            if len(rs) >= 2:
+                ax_r.plot([p["rounds"] for p in rs], [100 * p["accuracy"] for p in rs], marker="o", label=task)
+    ax_k.set_xscale("log", base=2)
+    ax_k.set_xlabel("K candidates per prompt (round 1); dotted: base")
+    ax_k.set_ylabel("held-out accuracy (%)")
+    ax_r.set_xlabel("TAO rounds (default K)")
+    for ax in (ax_k, ax_r):
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
+        else:
+            ax.text(0.5, 0.5, "no runs of this kind in this mode", ha="center", va="center", transform=ax.transAxes)
+    fig.suptitle(title)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

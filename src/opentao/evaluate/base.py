@@ -1,0 +1,123 @@
+"""Held-out evaluation shared by every task: greedy answers → a gold metric per example → accuracy with a CI.
+
+A task plugs in a :class:`TaskEvaluator`: which gold fields an eval row needs, and how one prediction is
+graded against its row. This is the only place gold is read (besides the benchmark's comparison arms).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+from opentao.data import read_table_rows
+from opentao.errors import TaoError
+from opentao.records import EvalResult
+from opentao.store import RunStore
+
+
+@runtime_checkable
+class TaskEvaluator(Protocol):
+    """Grades one greedy prediction against one eval row (which holds ``messages`` and the gold fields)."""
+
+    task: str
+    gold_fields: tuple[str, ...]
+
+    def grade(self, row: dict, prediction: str) -> tuple[bool, str]: ...
+
+
+def wilson_ci(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95% Wilson score interval for a proportion k/n."""
+    if n == 0:
+        return (0.0, 0.0)
+    p = k / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def safe_label(label: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", label)[:80]
+
+
+def load_eval_rows(path: str | Path, gold_fields: tuple[str, ...], task: str,
+                   max_examples: int | None = None) -> list[dict]:
+    rows = read_table_rows(path)
+    if not rows:
+        raise TaoError(f"{path}: the eval set is empty")
+    need = ("messages", *gold_fields)
+    for i, r in enumerate(rows, 1):
+        missing = [k for k in need if k not in r]
+        if missing:
+            raise TaoError(f"{path}: row {i}: a {task} eval row needs {', '.join(map(repr, need))} "
+                           f"(missing {', '.join(map(repr, missing))})")
+    return rows[:max_examples] if max_examples else rows
+
+
+def evaluate_task(
+    model: str,
+    data: str | Path,
+    evaluator: TaskEvaluator,
+    *,
+    label: str | None = None,
+    max_examples: int | None = None,
+    batch_size: int = 32,
+    max_new_tokens: int = 128,
+    stop: tuple[str, ...] = (),
+    store: RunStore | None = None,
+    round_: int = 0,
+    dtype: str = "auto",
+    device: str = "auto",
+) -> dict:
+    """Greedy answers on the held-out split → accuracy (+ Wilson 95% CI), per-example correctness, mean new
+    tokens, latency per request (batched) and parameter count. Cached in ``store`` when one is given."""
+    from opentao.generate.hf import GenRequest, HFGenerator
+    from opentao.models import load_model
+    from opentao.progress import progress_bar
+
+    rows = load_eval_rows(data, evaluator.gold_fields, evaluator.task, max_examples)
+    label = label or model
+    key = f"r{round_}-{safe_label(label)}"
+    if store is not None and store.has_part("eval_results", key):
+        done = store.read_summary(f"eval-{key}")
+        if done:
+            return done
+    lm, tok = load_model(model, dtype=dtype, device=device)
+    gen = HFGenerator(lm, tok, batch_size=batch_size)
+    requests = [GenRequest(r["messages"], 0.0, max_new_tokens, stop=tuple(stop)) for r in rows]
+    outputs = []
+    t0 = time.perf_counter()
+    with progress_bar(f"eval {label}", total=len(rows)) as advance:
+        for start in range(0, len(requests), batch_size):
+            outputs.extend(gen.generate(requests[start : start + batch_size]))
+            advance(len(outputs) - start)
+    seconds = time.perf_counter() - t0
+    results = []
+    for r, out in zip(rows, outputs):
+        ok, err = evaluator.grade(r, out.text)
+        results.append(EvalResult(label, str(r.get("id", "")), out.text, ok, round_, out.num_tokens, err))
+    k, n = sum(e.correct for e in results), len(results)
+    lo, hi = wilson_ci(k, n)
+    summary = {
+        "task": evaluator.task,
+        "model": label,
+        "model_path": model,
+        "n": n,
+        "correct": k,
+        "accuracy": k / n,
+        "ci95": [lo, hi],
+        "mean_new_tokens": sum(e.num_tokens for e in results) / n,
+        "mean_response_chars": sum(len(e.prediction) for e in results) / n,
+        "seconds": seconds,
+        "seconds_per_request": seconds / n,
+        "batch_size": batch_size,
+        "parameters": sum(p.numel() for p in lm.parameters()),
+        "per_example": {"ids": [e.example_id for e in results], "correct": [bool(e.correct) for e in results]},
+    }
+    if store is not None:
+        store.write_part("eval_results", key, results, EvalResult.SCHEMA)
+        store.write_summary(f"eval-{key}", summary)
+    return summary

