@@ -63,14 +63,18 @@ def measure(run_dir: Path) -> dict:
         "stage_wall_s": {"eval_base": summary["base"]["wall_s"], "generate": r1["generate"]["wall_s"],
                          "score": r1["score"]["wall_s"], "train": r1["train"]["wall_s"],
                          "eval_tuned": r1["eval"]["wall_s"]},
-        "base": summary["base"],
-        "tuned": r1["eval"],
+        "base": _without_per_example(summary["base"]),
+        "tuned": _without_per_example(r1["eval"]),
         "generate": r1["generate"],
         "score": r1["score"],
         "train": r1["train"],
         "tables": summary["tables"],
         "stdout_tail": proc.stdout[-3000:],
     }
+
+
+def _without_per_example(e: dict) -> dict:
+    return {k: v for k, v in e.items() if k != "per_example"}  # per-answer rows stay in the run's tables
 
 
 def pct(x: float) -> str:
