@@ -1,0 +1,132 @@
+"""Request bodies of the OpenAI-compatible endpoints (the subset this gateway implements) and error bodies.
+
+Unknown fields are ignored, as OpenAI clients send many optional ones (``frequency_penalty``, ...). Fields that
+would change the meaning of the answer and are not implemented (tools, logprobs, echo) are refused with a 400
+rather than silently ignored. ``top_p`` is accepted but the server's configured value is used.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from opentao.records import Message
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    model: str = Field(..., min_length=1, max_length=256)
+    max_tokens: int | None = Field(None, ge=1)
+    max_completion_tokens: int | None = Field(None, ge=1)
+    temperature: float = Field(1.0, ge=0.0, le=2.0)
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    n: int = Field(1, ge=1, le=16)
+    stop: str | list[str] | None = None
+    seed: int | None = Field(None, ge=0, le=2**63 - 1)
+    stream: bool = False
+    stream_options: dict[str, Any] | None = None
+    user: str | None = Field(None, max_length=256)
+    metadata: dict[str, str] | None = None
+
+    @field_validator("stop")
+    @classmethod
+    def _stop(cls, v):
+        if isinstance(v, list) and (len(v) > 4 or any(not s for s in v)):
+            raise ValueError("stop takes at most 4 non-empty strings")
+        if v == "":
+            raise ValueError("stop must be non-empty")
+        return v
+
+    @field_validator("metadata")
+    @classmethod
+    def _metadata(cls, v):
+        if v is not None and (len(v) > 16 or any(len(k) > 64 or len(x) > 512 for k, x in v.items())):
+            raise ValueError("metadata takes at most 16 pairs (keys ≤ 64, values ≤ 512 characters)")
+        return v
+
+    def stops(self) -> tuple[str, ...]:
+        if self.stop is None:
+            return ()
+        return (self.stop,) if isinstance(self.stop, str) else tuple(self.stop)
+
+    def token_budget(self, default: int) -> int:
+        return self.max_completion_tokens or self.max_tokens or default
+
+    def params(self) -> dict[str, Any]:
+        return {"temperature": self.temperature, "max_tokens": self.max_tokens or self.max_completion_tokens,
+                "n": self.n, "stop": list(self.stops()), "seed": self.seed, "stream": self.stream}
+
+
+class TextPart(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    type: Literal["text"]
+    text: str
+
+
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    role: Literal["system", "developer", "user", "assistant"]
+    content: str | list[TextPart] | None = None
+    name: str | None = None
+
+    def plain(self) -> Message:
+        text = self.content if isinstance(self.content, str) else "".join(p.text for p in self.content or [])
+        return {"role": "system" if self.role == "developer" else self.role, "content": text}
+
+
+class ChatCompletionRequest(_Body):
+    messages: list[ChatMessage] = Field(..., min_length=1, max_length=512)
+    tools: list[Any] | None = None
+    functions: list[Any] | None = None
+    logprobs: bool | None = None
+
+    def unsupported(self) -> str | None:
+        if self.tools or self.functions:
+            return "tools and function calling are not supported by this server"
+        if self.logprobs:
+            return "logprobs are not supported by this server"
+        return None
+
+    def chat(self) -> list[Message]:
+        return [m.plain() for m in self.messages]
+
+
+class CompletionRequest(_Body):
+    prompt: str | list[str] = Field(...)
+    echo: bool | None = None
+    logprobs: int | None = None
+    suffix: str | None = None
+
+    @field_validator("prompt")
+    @classmethod
+    def _prompt(cls, v):
+        if isinstance(v, list) and not 1 <= len(v) <= 64:
+            raise ValueError("prompt takes 1 to 64 strings")
+        return v
+
+    def unsupported(self) -> str | None:
+        if self.echo or self.logprobs or self.suffix:
+            return "echo, logprobs and suffix are not supported by this server"
+        return None
+
+    def prompts(self) -> list[str]:
+        return [self.prompt] if isinstance(self.prompt, str) else list(self.prompt)
+
+
+def error_body(message: str, type_: str = "invalid_request_error", code: str | None = None,
+               param: str | None = None) -> dict[str, Any]:
+    return {"error": {"message": message, "type": type_, "param": param, "code": code}}
+
+
+def describe_validation_error(exc: ValidationError) -> tuple[str, str | None]:
+    """One readable line for the first problem, and the parameter it concerns."""
+    err = exc.errors()[0]
+    loc = ".".join(str(x) for x in err["loc"] if not (isinstance(x, str) and x.startswith(("function-", "str", "list["))))
+    msg = err["msg"]
+    if err["type"] == "missing":
+        return f"missing required parameter: '{loc}'", loc.split(".")[0] or None
+    return f"invalid value for '{loc}': {msg}", (loc.split(".")[0] or None)
