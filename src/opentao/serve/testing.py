@@ -55,3 +55,36 @@ def serve_in_thread(app, *, host: str = "127.0.0.1", startup_timeout_s: float = 
         server.should_exit = True
         thread.join(timeout=60)
         sock.close()
+
+
+def tiny_random_llama(out_dir, *, seed: int = 0, init_scale: float | None = None):
+    """A 2-layer random Llama (~1.6M parameters) with the bundled SmolLM2 tokenizer, saved as an HF folder.
+
+    For load tests, demos and CI: it loads in well under a second and generates hundreds of tokens per second
+    on a CPU core. Its text is gibberish; ``init_scale`` (e.g. 0.2) makes greedy answers vary between seeds.
+    """
+    from pathlib import Path
+
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    from opentao.models import bundled_gguf
+
+    out = Path(out_dir)
+    if (out / "config.json").is_file():
+        return out
+    gguf = bundled_gguf()
+    tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    cfg = LlamaConfig(
+        vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, max_position_embeddings=2048, tie_word_embeddings=True,
+        bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
+    )
+    if init_scale is not None:
+        cfg.initializer_range = init_scale
+    torch.manual_seed(seed)
+    model = LlamaForCausalLM(cfg).to(torch.bfloat16)
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
