@@ -122,6 +122,7 @@ BAD = [
     (json.dumps({"model": "tao", "messages": CHAT, "max_tokens": 100000}).encode(), 400, "over this server's limit"),
     (json.dumps({"model": "tao", "messages": CHAT, "temperature": 7}).encode(), 400, "temperature"),
     (json.dumps({"model": "tao", "messages": CHAT, "n": 12}).encode(), 400, "n is 12"),
+    (json.dumps({"model": "tao", "messages": CHAT, "stop": ["", "x"]}).encode(), 400, "stop"),
     (json.dumps({"model": "tao", "messages": CHAT, "tools": [{"type": "function"}]}).encode(), 400, "tools"),
     (json.dumps({"model": "gpt-5", "messages": CHAT}).encode(), 404, "does not exist"),
     (json.dumps({"model": "tao", "messages": [{"role": "user", "content": "x" * 300_000}]}).encode(), 413,

@@ -10,8 +10,9 @@ One ``tao flywheel`` invocation is one round (cron-able; ``--every 6h`` loops):
    nothing happens and the cut-off stays, so prompts accumulate until the next invocation.
 2. **TAO round** with the existing pipeline (``run_rounds`` on a ``RunConfig`` whose ``prompts`` is the
    exported file and whose ``model`` is the currently served model) in ``rounds/round-N/run``.
-3. **Gate.** ``opentao.evaluate.gate`` scores current vs candidate (labeled dev set if given, else a pairwise
-   judge on the held-out prompts). Promote only if ``candidate - current >= margin``.
+3. **Gate.** ``opentao.evaluate.gate`` scores current vs candidate on one scale: a labeled dev set if given,
+   else a pairwise judge (or the round's own label-free scorers, ``gate.kind: reward``) on the held-out
+   prompts. Promote only if ``candidate - current >= margin``.
 4. **Decide.** A row in the ``decisions`` table (both scores, margin, versions, promoted yes/no, reason);
    a promotion rewrites ``current.json``, which the running server picks up without dropping requests.
 
@@ -61,7 +62,7 @@ class _Strict(BaseModel):
 
 
 class GateConfig(_Strict):
-    kind: str = Field("judge", description="judge | exact | sql | package.module:attr")
+    kind: str = Field("judge", description="judge | reward | exact | sql | package.module:attr")
     data: str | None = Field(None, description="labeled dev set (exact / sql)")
     db: str | None = None
     match: str = "exact"
@@ -307,7 +308,7 @@ def run_round(cfg: FlywheelConfig, *, report=print) -> dict[str, Any]:
                     "n_prompts": export["stats"]["train"], "reason": f"no candidate: {exc}"}
         record_decision(root, f"round-{round_:05d}", decision)
     else:
-        evaluator = build_evaluator(cfg.gate.model_dump(), _read_prompts(rdir / "heldout.jsonl"),
+        evaluator = build_evaluator(cfg.gate.model_dump(), _read_prompts(rdir / "heldout.jsonl"), run_cfg=run_cfg,
                                     dtype=run_cfg.dtype, device=run_cfg.device)
         decision = gate(root, candidate=candidate, candidate_version=candidate_version, evaluator=evaluator,
                         margin=cfg.margin, round_=round_, n_prompts=export["stats"]["train"],

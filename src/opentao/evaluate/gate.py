@@ -15,6 +15,10 @@ Built-ins (``gate.kind``):
   answers and says which is better, in both orders (A/B positions swapped, so position bias cancels); a win
   counts 1, a tie or an unreadable verdict 0.5. The candidate's score is its win rate, the current model's is
   one minus that. The judge runs through ``HFGenerator`` (greedy, a few tokens); any model folder works.
+* ``reward`` — no labels: the round's own scorers (a verifier such as ``sql_exec``, ``json``, ``regex``) rate
+  each model's greedy answer to every held-out logged prompt; the score is the mean combined reward. Each
+  answer is scored alone, so group-relative scorers (``majority_vote``) have nothing to compare and abstain
+  or score trivially — use per-answer verifiers here;
 * ``"package.module:attr"`` — a plugin: called with ``(gate_config_dict, heldout_prompts)``, it returns an
   object with ``name`` and ``compare``.
 
@@ -178,10 +182,53 @@ class PairwiseJudgeEvaluator:
                                                           "judge": self.judge_model})
 
 
-def build_evaluator(gate: dict[str, Any], heldout: list[Prompt], *, dtype: str = "auto",
+class RewardEvaluator:
+    """Mean label-free reward (the TAO round's scorers) of each model's greedy answers on held-out prompts."""
+
+    name = "reward"
+
+    def __init__(self, prompts: list[Prompt], scorers: list[dict[str, Any]], *, db: str | None = None,
+                 extract_mode: str = "none", max_new_tokens: int = 128, max_examples: int | None = None,
+                 dtype: str = "auto", device: str = "auto"):
+        from opentao.score.registry import build_scorers
+        from opentao.score.stage import with_default_db
+
+        if not prompts:
+            raise TaoError("the reward gate needs held-out prompts: raise flywheel.holdout or log more traffic")
+        self.prompts = prompts[:max_examples] if max_examples else prompts
+        self.scorers = build_scorers(with_default_db(scorers, db))
+        self.extract_mode, self.max_new_tokens, self.dtype, self.device = extract_mode, max_new_tokens, dtype, device
+
+    def mean_reward(self, answers: list[str]) -> float:
+        from opentao.generate.strategies import extract
+        from opentao.records import Candidate
+        from opentao.score.registry import score_group_all
+
+        total = 0.0
+        for p, text in zip(self.prompts, answers):
+            response, answer = extract(text, "plain", self.extract_mode)
+            cand = Candidate(p.prompt_id, f"{p.prompt_id}#gate", "plain", p.messages, text, response, answer)
+            total += score_group_all(self.scorers, p, [cand])[1][0] or 0.0
+        return total / len(self.prompts)
+
+    def compare(self, current: str, candidate: str) -> GateScores:
+        convs = [p.messages for p in self.prompts]
+        kw = dict(max_new_tokens=self.max_new_tokens, dtype=self.dtype, device=self.device)
+        return GateScores(self.mean_reward(greedy_answers(current, convs, **kw)),
+                          self.mean_reward(greedy_answers(candidate, convs, **kw)), len(convs))
+
+
+def build_evaluator(gate: dict[str, Any], heldout: list[Prompt], *, run_cfg=None, dtype: str = "auto",
                     device: str = "auto") -> GateEvaluator:
+    """The gate's evaluator; ``run_cfg`` (the round's RunConfig) supplies the scorers of the ``reward`` gate."""
     kind = gate.get("kind", "judge")
     common = dict(dtype=dtype, device=device)
+    if kind == "reward":
+        if run_cfg is None:
+            raise TaoError("the reward gate needs the round's scorers")
+        return RewardEvaluator(heldout, run_cfg.score.scorers, db=run_cfg.db, extract_mode=run_cfg.generate.extract,
+                               max_new_tokens=gate.get("max_new_tokens", 128), max_examples=gate.get("max_examples"),
+                               **common)
     if kind == "judge":
         return PairwiseJudgeEvaluator(heldout, gate.get("judge_model") or "bundled",
                                       max_new_tokens=gate.get("max_new_tokens", 128),
@@ -202,4 +249,4 @@ def build_evaluator(gate: dict[str, Any], heldout: list[Prompt], *, dtype: str =
         from opentao.score.base import import_object
 
         return import_object(kind)(gate, heldout)
-    raise TaoError(f"unknown gate.kind {kind!r}: use judge, exact, sql or 'package.module:attr'")
+    raise TaoError(f"unknown gate.kind {kind!r}: use judge, reward, exact, sql or 'package.module:attr'")

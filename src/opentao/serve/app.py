@@ -44,6 +44,7 @@ from opentao.serve.log import InferenceLog
 from opentao.serve.metrics import BATCH_BUCKETS, Metrics
 from opentao.serve.redact import redact, redact_messages
 from opentao.serve.schemas import (
+    UNSUPPORTED_SCHEMAS,
     ChatCompletionRequest,
     CompletionRequest,
     describe_validation_error,
@@ -389,7 +390,7 @@ def create_app(model: str | Generator | ModelHost | None = None, *, serve_dir: s
     async def metrics() -> PlainTextResponse:
         return PlainTextResponse(gw.metrics.render(), media_type="text/plain; version=0.0.4")
 
-    _add_schemas_to_openapi(app)
+    _add_schemas_to_openapi(app, s)
     return app
 
 
@@ -410,8 +411,13 @@ def _body_spec(model) -> dict[str, Any]:
         "schema": {"$ref": f"#/components/schemas/{model.__name__}"}}}}}
 
 
-def _add_schemas_to_openapi(app: FastAPI) -> None:
+def _add_schemas_to_openapi(app: FastAPI, s: ServeSettings) -> None:
+    """Request schemas with this server's limits, so a schema-valid request is one the server accepts."""
     base = app.openapi
+    limits = {"model": {"type": "string", "enum": [s.served_name]}, "n": {"type": "integer", "minimum": 1,
+                                                                          "maximum": s.max_n}}
+    for name in ("max_tokens", "max_completion_tokens"):
+        limits[name] = {"anyOf": [{"type": "integer", "minimum": 1, "maximum": s.max_tokens_limit}, {"type": "null"}]}
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema:
@@ -421,6 +427,8 @@ def _add_schemas_to_openapi(app: FastAPI) -> None:
         for model in (ChatCompletionRequest, CompletionRequest):
             js = model.model_json_schema(ref_template="#/components/schemas/{model}")
             schemas.update(js.pop("$defs", {}))
+            props = js["properties"]
+            props.update({k: v for k, v in {**limits, **UNSUPPORTED_SCHEMAS}.items() if k in props})
             schemas[model.__name__] = js
         app.openapi_schema = spec
         return spec

@@ -7,9 +7,9 @@ rather than silently ignored. ``top_p`` is accepted but the server's configured 
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from opentao.records import Message
 
@@ -23,28 +23,14 @@ class _Body(BaseModel):
     temperature: float = Field(1.0, ge=0.0, le=2.0)
     top_p: float = Field(1.0, gt=0.0, le=1.0)
     n: int = Field(1, ge=1, le=16)
-    stop: str | list[str] | None = None
+    stop: Annotated[str, StringConstraints(min_length=1)] | Annotated[
+        list[Annotated[str, StringConstraints(min_length=1)]], Field(max_length=4)] | None = None
     seed: int | None = Field(None, ge=0, le=2**63 - 1)
     stream: bool = False
     stream_options: dict[str, Any] | None = None
     user: str | None = Field(None, max_length=256)
-    metadata: dict[str, str] | None = None
-
-    @field_validator("stop")
-    @classmethod
-    def _stop(cls, v):
-        if isinstance(v, list) and (len(v) > 4 or any(not s for s in v)):
-            raise ValueError("stop takes at most 4 non-empty strings")
-        if v == "":
-            raise ValueError("stop must be non-empty")
-        return v
-
-    @field_validator("metadata")
-    @classmethod
-    def _metadata(cls, v):
-        if v is not None and (len(v) > 16 or any(len(k) > 64 or len(x) > 512 for k, x in v.items())):
-            raise ValueError("metadata takes at most 16 pairs (keys ≤ 64, values ≤ 512 characters)")
-        return v
+    metadata: Annotated[dict[Annotated[str, StringConstraints(max_length=64)],
+                             Annotated[str, StringConstraints(max_length=512)]], Field(max_length=16)] | None = None
 
     def stops(self) -> tuple[str, ...]:
         if self.stop is None:
@@ -96,17 +82,10 @@ class ChatCompletionRequest(_Body):
 
 
 class CompletionRequest(_Body):
-    prompt: str | list[str] = Field(...)
+    prompt: str | Annotated[list[str], Field(min_length=1, max_length=64)] = Field(...)
     echo: bool | None = None
     logprobs: int | None = None
     suffix: str | None = None
-
-    @field_validator("prompt")
-    @classmethod
-    def _prompt(cls, v):
-        if isinstance(v, list) and not 1 <= len(v) <= 64:
-            raise ValueError("prompt takes 1 to 64 strings")
-        return v
 
     def unsupported(self) -> str | None:
         if self.echo or self.logprobs or self.suffix:
@@ -115,6 +94,11 @@ class CompletionRequest(_Body):
 
     def prompts(self) -> list[str]:
         return [self.prompt] if isinstance(self.prompt, str) else list(self.prompt)
+
+
+# fields accepted only in their "off" form; the OpenAPI spec says so, so fuzzers do not send the "on" form as valid
+UNSUPPORTED_SCHEMAS = {"tools": {"type": "null"}, "functions": {"type": "null"}, "suffix": {"type": "null"},
+                       "echo": {"enum": [False, None]}, "logprobs": {"enum": [False, 0, None]}}
 
 
 def error_body(message: str, type_: str = "invalid_request_error", code: str | None = None,
