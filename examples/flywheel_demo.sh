@@ -8,6 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python}
 TAO=("$PY" -c "from opentao.cli import main; main()")
+quiet() { grep -v -E "it/s\]|examples/s\]|Warning|warnings.warn|^\{'" || true; }  # trainer chatter
 WORK=${WORK:-$(mktemp -d /tmp/flywheel-demo.XXXXXX)}
 DIR=$WORK/flywheel
 PORT=${PORT:-8765}
@@ -33,7 +34,7 @@ for _ in $(seq 600); do
   kill -0 $SERVER 2>/dev/null || { cat "$WORK/serve.log"; exit 1; }
   sleep 0.2
 done
-head -1 "$WORK/serve.log"
+grep -h "^serving" "$WORK/serve.log" || true
 echo "no key → HTTP $("$PY" -c "import httpx; print(httpx.post('$URL/v1/chat/completions', json={}).status_code)")"
 
 say "3. traffic: the first 12 prompts of examples/flywheel_prompts.jsonl, twice (duplicates are dropped later)"
@@ -41,7 +42,7 @@ say "3. traffic: the first 12 prompts of examples/flywheel_prompts.jsonl, twice 
   --rows 0:12 --repeat 2
 
 say "4. tao flywheel (round 1): export → TAO round → reward gate → promote?"
-"${TAO[@]}" flywheel -c examples/flywheel-demo.yaml --dir "$DIR"
+"${TAO[@]}" flywheel -c examples/flywheel-demo.yaml --dir "$DIR" 2>&1 | quiet
 sleep 2
 echo "served version now: $(version)"
 
@@ -50,7 +51,7 @@ say "5. more traffic: the other 12 prompts"
   --rows 12:24
 
 say "6. tao flywheel (round 2)"
-"${TAO[@]}" flywheel -c examples/flywheel-demo.yaml --dir "$DIR"
+"${TAO[@]}" flywheel -c examples/flywheel-demo.yaml --dir "$DIR" 2>&1 | quiet
 sleep 2
 echo "served version now: $(version)"
 

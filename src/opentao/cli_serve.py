@@ -53,7 +53,7 @@ def serve(
     gw = web.state.gateway
     auth = "on" if KeyRing(Path(dir_) / "keys.json").enabled else "OFF (no keys: `tao keys add ID --dir DIR`)"
     out.print(f"serving {gw.host.current.version} as '{name}' on http://{host}:{port}/v1 — auth {auth}; "
-              f"inference table in {dir_}", highlight=False)
+              f"inference table in {dir_}", highlight=False, soft_wrap=True)
     uvicorn.run(web, host=host, port=port, log_level="warning", timeout_graceful_shutdown=30)
 
 
@@ -75,7 +75,7 @@ def keys_list(dir_: DirOpt = "flywheel") -> None:
 
     for k in list_keys(dir_):
         out.print(f"{k['id']}  created {time.strftime('%Y-%m-%d %H:%M', time.localtime(k['created']))}"
-                  + (f"  rpm {k['rpm']}" if "rpm" in k else ""), highlight=False)
+                  + (f"  rpm {k['rpm']}" if "rpm" in k else ""), highlight=False, soft_wrap=True)
 
 
 @keys_app.command("revoke")
@@ -103,7 +103,7 @@ def flywheel(
     _setup_logging()
     pause = parse_duration(every) if every else None
     while True:
-        run_round(cfg, report=lambda line: out.print(line, highlight=False))
+        run_round(cfg, report=lambda line: out.print(line, highlight=False, soft_wrap=True))
         if pause is None:
             return
         out.print(f"next round in {every}")
@@ -116,7 +116,7 @@ def rollback(dir_: DirOpt = "flywheel",
     """Serve the previous model again (the running server switches within seconds)."""
     from opentao.flywheel import format_decision, rollback as do_rollback
 
-    out.print(format_decision(do_rollback(dir_, reason)), highlight=False)
+    out.print(format_decision(do_rollback(dir_, reason)), highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -128,6 +128,6 @@ def decisions(dir_: DirOpt = "flywheel") -> None:
     if not Path(dir_).is_dir():
         raise TaoError(f"no flywheel directory at {dir_}")
     for d in read_decisions(dir_):
-        out.print(format_decision(d), highlight=False)
+        out.print(format_decision(d), highlight=False, soft_wrap=True)
     pointer = read_pointer(dir_)
-    out.print(f"serving now: {pointer['version'] if pointer else 'nothing yet'}", highlight=False)
+    out.print(f"serving now: {pointer['version'] if pointer else 'nothing yet'}", highlight=False, soft_wrap=True)

@@ -300,7 +300,8 @@ def run_round(cfg: FlywheelConfig, *, report=print) -> dict[str, Any]:
     run_cfg = run_config(str(rdir / "prompts.jsonl"), export["base_path"])
     candidate_version = f"round-{round_}"
     try:
-        res = run_rounds(run_cfg, report=lambda line: report(f"  {line}"))
+        # the round's run directory holds one pipeline round: say "tao" rather than its "round 1"
+        res = run_rounds(run_cfg, report=lambda line: report("  tao " + line.removeprefix("round 1 ")))
         candidate = res["rounds"][-1]["train"]["model"]
     except TaoError as exc:  # e.g. no candidate scored above the threshold: a recorded non-promotion
         decision = {"kind": "round", "round": round_, "promoted": False, "current_version": pointer["version"],
