@@ -33,10 +33,9 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from opentao.config import _set_path, parse_overrides
+from opentao.config import read_config_data, validate_config
 from opentao.data import ROLES, prompt_id_of
 from opentao.errors import TaoError
 from opentao.records import Message, Prompt
@@ -88,27 +87,7 @@ class FlywheelConfig(_Strict):
 
 def load_flywheel_config(path: str | Path | None = None, overrides: list[str] | None = None,
                          **direct: Any) -> FlywheelConfig:
-    data: dict[str, Any] = {}
-    if path is not None:
-        p = Path(path)
-        if not p.is_file():
-            raise TaoError(f"config file not found: {p}")
-        try:
-            data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
-        except (yaml.YAMLError, UnicodeDecodeError) as exc:
-            raise TaoError(f"{p}: not valid YAML ({exc})") from None
-        if not isinstance(data, dict):
-            raise TaoError(f"{p}: the config must be a YAML mapping")
-    for key, value in parse_overrides(overrides or []):
-        _set_path(data, key, value)
-    for key, value in direct.items():
-        if value is not None:
-            _set_path(data, key, value)
-    try:
-        cfg = FlywheelConfig.model_validate(data)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        raise TaoError(f"flywheel config: {'.'.join(str(x) for x in err['loc'])}: {err['msg']}") from None
+    cfg = validate_config(FlywheelConfig, read_config_data(path, overrides, **direct), "flywheel config")
     bad = RESERVED_TAO_KEYS & set(cfg.tao)
     if bad:
         raise TaoError(f"flywheel config: tao.{sorted(bad)[0]} is set by the flywheel itself; remove it")
