@@ -121,6 +121,8 @@ BAD = [
     (json.dumps({"model": "tao", "messages": CHAT, "max_tokens": "lots"}).encode(), 400, "max_tokens"),
     (json.dumps({"model": "tao", "messages": CHAT, "max_tokens": 100000}).encode(), 400, "over this server's limit"),
     (json.dumps({"model": "tao", "messages": CHAT, "temperature": 7}).encode(), 400, "temperature"),
+    (json.dumps({"model": "tao", "messages": CHAT, "temperature": "0.5"}).encode(), 400, "temperature"),
+    (json.dumps({"model": "tao", "messages": CHAT, "stream": 0}).encode(), 400, "stream"),
     (json.dumps({"model": "tao", "messages": CHAT, "n": 12}).encode(), 400, "n is 12"),
     (json.dumps({"model": "tao", "messages": CHAT, "stop": ["", "x"]}).encode(), 400, "stop"),
     (json.dumps({"model": "tao", "messages": CHAT, "tools": [{"type": "function"}]}).encode(), 400, "tools"),
@@ -142,6 +144,15 @@ def test_bad_requests_get_openai_style_4xx_and_the_server_stays_up(tmp_path):
         assert _client(url).chat.completions.create(model="tao", messages=CHAT).choices[0].message.content
     rows = read_rows(tmp_path)
     assert [r["status"] for r in rows] == [s for _, s, _ in BAD] + [200], "errors are logged with their status"
+
+
+def test_near_zero_temperature_is_served_greedily(tmp_path, tiny_model_dir):
+    """Found by the fuzzer: logits / 1e-77 overflow to NaN probabilities and generate() raised (a 500)."""
+    with serve_in_thread(create_app(str(tiny_model_dir))) as url:
+        c = _client(url)
+        tiny = c.chat.completions.create(model="tao", messages=CHAT, max_tokens=4, temperature=2.6e-77, n=2)
+        greedy = c.chat.completions.create(model="tao", messages=CHAT, max_tokens=4, temperature=0)
+    assert [ch.message.content for ch in tiny.choices] == [greedy.choices[0].message.content] * 2
 
 
 def test_prompt_longer_than_the_context_is_a_400(tmp_path, tiny_model_dir):

@@ -53,6 +53,8 @@ from opentao.serve.schemas import (
 
 log = logging.getLogger(__name__)
 
+MIN_SAMPLING_TEMPERATURE = 1e-2
+
 
 @dataclass
 class ServeSettings:
@@ -246,7 +248,9 @@ class Gateway:
         if body.n > s.max_n:
             raise HTTPError(400, f"n is {body.n}, over this server's limit of {s.max_n}", param="n", code="invalid_value")
         seed = body.seed if body.seed is not None else secrets.randbits(31)
-        reqs = [GenRequest(c, body.temperature, budget, seed, body.stops()) for c in conversations for _ in range(body.n)]
+        # logits / a near-zero temperature overflow to inf → NaN probabilities: serve those greedily
+        temperature = body.temperature if body.temperature >= MIN_SAMPLING_TEMPERATURE else 0.0
+        reqs = [GenRequest(c, temperature, budget, seed, body.stops()) for c in conversations for _ in range(body.n)]
         try:
             res = await self.batcher.submit(reqs)
         except Overloaded as exc:

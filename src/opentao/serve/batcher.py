@@ -119,7 +119,12 @@ class Batcher:
                         batch.append(job)
                         size += len(job.requests)
                 if batch:
-                    await self._loop.run_in_executor(self._executor, self._run_batch, batch)
+                    try:
+                        await self._loop.run_in_executor(self._executor, self._run_batch, batch)
+                    except Exception as exc:  # a bug in batch handling must not stop the loop for everyone
+                        log.exception("batch failed")
+                        for job in batch:
+                            self._resolve(job.future, exc=exc)
 
     def _resolve(self, fut: asyncio.Future, result=None, exc: BaseException | None = None) -> None:
         def apply() -> None:

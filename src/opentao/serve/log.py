@@ -237,6 +237,8 @@ class InferenceLog:
             for i, (row, _) in enumerate(batch):
                 row["seq"] = self._segment * SEQ_STRIDE + self._lines + i
                 data += encode_line(row)
+            if self._fh is None:
+                raise OSError("no WAL segment is open (an earlier I/O error)")
             self._fh.write(data)
             self._fh.flush()
             os.fsync(self._fh.fileno())
@@ -254,16 +256,21 @@ class InferenceLog:
             fut.set_result(row["seq"])
 
     def _recover_handle(self) -> None:
-        """After a failed write the segment may end in a partial line: start a fresh segment after it."""
+        """After a failed write the segment may end in a partial line: compact what is whole, start a new one."""
         try:
             if self._fh is not None:
                 self._fh.close()
         except OSError:
             pass
+        self._fh = None
+        self._rotate(reopen=True)
+
+    def _open_next(self, segment: int) -> None:
         try:
-            self._open_segment(self._segment + 1)
-        except OSError as exc:  # the next append fails again and is reported again
-            log.error("cannot open a new WAL segment: %s", exc)
+            self._open_segment(segment)
+        except OSError as exc:  # no handle: the next append fails (loudly) and tries again
+            self._fh = None
+            log.error("cannot open WAL segment %d: %s", segment, exc)
 
     def _rotate(self, reopen: bool) -> None:
         if self._fh is not None:
@@ -276,7 +283,7 @@ class InferenceLog:
         except Exception as exc:  # the segment stays on disk and is compacted at the next start
             log.error("compacting WAL segment %d failed (kept for the next start): %s", done, exc)
         if reopen:
-            self._open_segment(done + 1)
+            self._open_next(done + 1)
 
     def _compact(self, segment: int) -> int:
         wal, part = self._wal_path(segment), self._part_path(segment)

@@ -9,7 +9,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, StrictBool, StringConstraints, ValidationError
+
+
+def _integral(v: Any) -> Any:
+    return int(v) if isinstance(v, float) and v.is_integer() else v
+
+
+# JSON types as the OpenAPI spec states them: no "7" for 7 or 0 for false; 7.0 is the integer 7 (as in JSON Schema)
+Int = Annotated[int, Strict(), BeforeValidator(_integral)]
+Float = Annotated[float, Strict()]
 
 from opentao.records import Message
 
@@ -18,15 +27,15 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     model: str = Field(..., min_length=1, max_length=256)
-    max_tokens: int | None = Field(None, ge=1)
-    max_completion_tokens: int | None = Field(None, ge=1)
-    temperature: float = Field(1.0, ge=0.0, le=2.0)
-    top_p: float = Field(1.0, gt=0.0, le=1.0)
-    n: int = Field(1, ge=1, le=16)
+    max_tokens: Int | None = Field(None, ge=1)
+    max_completion_tokens: Int | None = Field(None, ge=1)
+    temperature: Float = Field(1.0, ge=0.0, le=2.0)
+    top_p: Float = Field(1.0, gt=0.0, le=1.0)
+    n: Int = Field(1, ge=1, le=16)
     stop: Annotated[str, StringConstraints(min_length=1)] | Annotated[
         list[Annotated[str, StringConstraints(min_length=1)]], Field(max_length=4)] | None = None
-    seed: int | None = Field(None, ge=0, le=2**63 - 1)
-    stream: bool = False
+    seed: Int | None = Field(None, ge=0, le=2**63 - 1)
+    stream: StrictBool = False
     stream_options: dict[str, Any] | None = None
     user: str | None = Field(None, max_length=256)
     metadata: Annotated[dict[Annotated[str, StringConstraints(max_length=64)],
@@ -68,7 +77,7 @@ class ChatCompletionRequest(_Body):
     messages: list[ChatMessage] = Field(..., min_length=1, max_length=512)
     tools: list[Any] | None = None
     functions: list[Any] | None = None
-    logprobs: bool | None = None
+    logprobs: StrictBool | None = None
 
     def unsupported(self) -> str | None:
         if self.tools or self.functions:
@@ -83,8 +92,8 @@ class ChatCompletionRequest(_Body):
 
 class CompletionRequest(_Body):
     prompt: str | Annotated[list[str], Field(min_length=1, max_length=64)] = Field(...)
-    echo: bool | None = None
-    logprobs: int | None = None
+    echo: StrictBool | None = None
+    logprobs: Int | None = None
     suffix: str | None = None
 
     def unsupported(self) -> str | None:
@@ -106,10 +115,16 @@ def error_body(message: str, type_: str = "invalid_request_error", code: str | N
     return {"error": {"message": message, "type": type_, "param": param, "code": code}}
 
 
+def _union_tag(part: Any) -> bool:
+    """pydantic names the union member that failed in ``loc`` ("str", "list[str]", "constrained-str"): not a field."""
+    return isinstance(part, str) and (part in ("str", "int", "float", "bool", "dict", "list", "none")
+                                      or "[" in part or "-" in part)
+
+
 def describe_validation_error(exc: ValidationError) -> tuple[str, str | None]:
     """One readable line for the first problem, and the parameter it concerns."""
     err = exc.errors()[0]
-    loc = ".".join(str(x) for x in err["loc"] if not (isinstance(x, str) and x.startswith(("function-", "str", "list["))))
+    loc = ".".join(str(x) for x in err["loc"] if not _union_tag(x))
     msg = err["msg"]
     if err["type"] == "missing":
         return f"missing required parameter: '{loc}'", loc.split(".")[0] or None
