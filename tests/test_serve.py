@@ -11,10 +11,10 @@ import httpx
 import openai
 import pytest
 
+from opentao.errors import TaoError
 from opentao.serve.app import ServeSettings, create_app
 from opentao.serve.host import ModelHost, Served, read_pointer, write_pointer
 from opentao.serve.keys import add_key
-from opentao.errors import TaoError
 from opentao.serve.log import SEQ_STRIDE, InferenceLog, decode_segment, encode_line, normalize_row, read_rows
 from opentao.serve.redact import redact
 from opentao.serve.testing import serve_in_thread

@@ -114,7 +114,8 @@ def flywheel(
 def rollback(dir_: DirOpt = "flywheel",
              reason: Annotated[str, typer.Option(help="recorded with the decision")] = "manual rollback") -> None:
     """Serve the previous model again (the running server switches within seconds)."""
-    from opentao.flywheel import format_decision, rollback as do_rollback
+    from opentao.flywheel import format_decision
+    from opentao.flywheel import rollback as do_rollback
 
     out.print(format_decision(do_rollback(dir_, reason)), highlight=False, soft_wrap=True)
 

@@ -36,7 +36,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from pydantic import ValidationError
 
-from opentao.generate.hf import GenOutput, GenRequest, Generator
+from opentao.generate.hf import Generator, GenOutput, GenRequest
 from opentao.serve.batcher import Batcher, ContextTooLong, JobResult, Overloaded
 from opentao.serve.host import ModelHost, Served, load_served, read_pointer, write_pointer
 from opentao.serve.keys import KEYS_FILE, KeyRing
@@ -246,7 +246,8 @@ class Gateway:
             raise HTTPError(400, f"max_tokens is {budget}, over this server's limit of {s.max_tokens_limit}",
                             param="max_tokens", code="max_tokens_too_large")
         if body.n > s.max_n:
-            raise HTTPError(400, f"n is {body.n}, over this server's limit of {s.max_n}", param="n", code="invalid_value")
+            raise HTTPError(400, f"n is {body.n}, over this server's limit of {s.max_n}", param="n",
+                            code="invalid_value")
         seed = body.seed if body.seed is not None else secrets.randbits(31)
         # logits / a near-zero temperature overflow to inf → NaN probabilities: serve those greedily
         temperature = body.temperature if body.temperature >= MIN_SAMPLING_TEMPERATURE else 0.0

@@ -9,7 +9,18 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, StrictBool, StringConstraints, ValidationError
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Strict,
+    StrictBool,
+    StringConstraints,
+    ValidationError,
+)
+
+from opentao.records import Message
 
 
 def _integral(v: Any) -> Any:
@@ -20,7 +31,6 @@ def _integral(v: Any) -> Any:
 Int = Annotated[int, Strict(), BeforeValidator(_integral)]
 Float = Annotated[float, Strict()]
 
-from opentao.records import Message
 
 
 class _Body(BaseModel):
