@@ -44,7 +44,6 @@ from opentao.serve.log import InferenceLog
 from opentao.serve.metrics import BATCH_BUCKETS, Metrics
 from opentao.serve.redact import redact, redact_messages
 from opentao.serve.schemas import (
-    UNSUPPORTED_SCHEMAS,
     ChatCompletionRequest,
     CompletionRequest,
     describe_validation_error,
@@ -433,7 +432,7 @@ def _add_schemas_to_openapi(app: FastAPI, s: ServeSettings) -> None:
             js = model.model_json_schema(ref_template="#/components/schemas/{model}")
             schemas.update(js.pop("$defs", {}))
             props = js["properties"]
-            props.update({k: v for k, v in {**limits, **UNSUPPORTED_SCHEMAS}.items() if k in props})
+            props.update({k: v for k, v in {**limits, **model.OPENAPI_OFF}.items() if k in props})
             schemas[model.__name__] = js
         app.openapi_schema = spec
         return spec

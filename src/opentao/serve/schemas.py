@@ -7,7 +7,7 @@ rather than silently ignored. ``top_p`` is accepted but the server's configured 
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     BaseModel,
@@ -57,7 +57,8 @@ class _Body(BaseModel):
         return (self.stop,) if isinstance(self.stop, str) else tuple(self.stop)
 
     def token_budget(self, default: int) -> int:
-        return self.max_completion_tokens or self.max_tokens or default
+        """The larger of the two spellings, so a limit check on it covers both."""
+        return max(self.max_completion_tokens or 0, self.max_tokens or 0) or default
 
     def params(self) -> dict[str, Any]:
         return {"temperature": self.temperature, "max_tokens": self.max_tokens or self.max_completion_tokens,
@@ -84,13 +85,16 @@ class ChatMessage(BaseModel):
 
 
 class ChatCompletionRequest(_Body):
+    # fields accepted only in their "off" form; the OpenAPI spec says so, so fuzzers do not send "on" as valid
+    OPENAPI_OFF: ClassVar[dict[str, Any]] = {"tools": {"type": "null"}, "functions": {"type": "null"},
+                                              "logprobs": {"enum": [False, None]}}
     messages: list[ChatMessage] = Field(..., min_length=1, max_length=512)
     tools: list[Any] | None = None
     functions: list[Any] | None = None
     logprobs: StrictBool | None = None
 
     def unsupported(self) -> str | None:
-        if self.tools or self.functions:
+        if self.tools is not None or self.functions is not None:
             return "tools and function calling are not supported by this server"
         if self.logprobs:
             return "logprobs are not supported by this server"
@@ -101,23 +105,20 @@ class ChatCompletionRequest(_Body):
 
 
 class CompletionRequest(_Body):
+    OPENAPI_OFF: ClassVar[dict[str, Any]] = {"suffix": {"type": "null"}, "echo": {"enum": [False, None]},
+                                              "logprobs": {"enum": [0, None]}}
     prompt: str | Annotated[list[str], Field(min_length=1, max_length=64)] = Field(...)
     echo: StrictBool | None = None
     logprobs: Int | None = None
     suffix: str | None = None
 
     def unsupported(self) -> str | None:
-        if self.echo or self.logprobs or self.suffix:
+        if self.echo or self.logprobs or self.suffix is not None:
             return "echo, logprobs and suffix are not supported by this server"
         return None
 
     def prompts(self) -> list[str]:
         return [self.prompt] if isinstance(self.prompt, str) else list(self.prompt)
-
-
-# fields accepted only in their "off" form; the OpenAPI spec says so, so fuzzers do not send the "on" form as valid
-UNSUPPORTED_SCHEMAS = {"tools": {"type": "null"}, "functions": {"type": "null"}, "suffix": {"type": "null"},
-                       "echo": {"enum": [False, None]}, "logprobs": {"enum": [False, 0, None]}}
 
 
 def error_body(message: str, type_: str = "invalid_request_error", code: str | None = None,
