@@ -27,8 +27,12 @@ def _integral(v: Any) -> Any:
     return int(v) if isinstance(v, float) and v.is_integer() else v
 
 
-# JSON types as the OpenAPI spec states them: no "7" for 7 or 0 for false; 7.0 is the integer 7 (as in JSON Schema)
-Int = Annotated[int, Strict(), BeforeValidator(_integral)]
+def json_int(**bounds: int) -> Any:
+    """An integer as JSON Schema has it: 7 and 7.0, not "7" or true; bounds inside, so the spec states them."""
+    return Annotated[int, Strict(), Field(**bounds), BeforeValidator(_integral)]
+
+
+# JSON types as the OpenAPI spec states them: no "7" for 7 or 0 for false
 Float = Annotated[float, Strict()]
 
 
@@ -37,14 +41,14 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     model: str = Field(..., min_length=1, max_length=256)
-    max_tokens: Int | None = Field(None, ge=1)
-    max_completion_tokens: Int | None = Field(None, ge=1)
+    max_tokens: json_int(ge=1) | None = None
+    max_completion_tokens: json_int(ge=1) | None = None
     temperature: Float = Field(1.0, ge=0.0, le=2.0)
     top_p: Float = Field(1.0, gt=0.0, le=1.0)
-    n: Int = Field(1, ge=1, le=16)
+    n: json_int(ge=1, le=16) = 1
     stop: Annotated[str, StringConstraints(min_length=1)] | Annotated[
         list[Annotated[str, StringConstraints(min_length=1)]], Field(max_length=4)] | None = None
-    seed: Int | None = Field(None, ge=0, le=2**63 - 1)
+    seed: json_int(ge=0, le=2**63 - 1) | None = None
     stream: StrictBool = False
     stream_options: dict[str, Any] | None = None
     user: str | None = Field(None, max_length=256)
@@ -109,7 +113,7 @@ class CompletionRequest(_Body):
                                               "logprobs": {"enum": [0, None]}}
     prompt: str | Annotated[list[str], Field(min_length=1, max_length=64)] = Field(...)
     echo: StrictBool | None = None
-    logprobs: Int | None = None
+    logprobs: json_int(ge=0, le=5) | None = None
     suffix: str | None = None
 
     def unsupported(self) -> str | None:
