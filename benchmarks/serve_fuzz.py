@@ -55,19 +55,22 @@ def main() -> None:
     rows = read_rows(work / "serve")
     statuses = collections.Counter(str(r["status"]) for r in rows)
     by_endpoint = collections.Counter(r["endpoint"] for r in rows)
-    tail = proc.stdout[-6000:]
+    out = proc.stdout
+    failures = out[out.find("=== FAILURES ==="):out.find("=== SUMMARY ===")] if "=== FAILURES ===" in out else ""
+    summary_text = out[out.find("=== SUMMARY ==="):] if "=== SUMMARY ===" in out else out[-3000:]
     summary = {
         "command": " ".join(cmd[1:]).replace(url, "http://127.0.0.1:PORT"),
         "schemathesis_exit_code": proc.returncode,
         "logged_requests": len(rows), "logged_by_endpoint": dict(by_endpoint), "logged_status_codes": dict(statuses),
         "server_errors_5xx": sum(v for k, v in statuses.items() if k.startswith("5")),
         "health_after": health, "valid_request_after_fuzzing": still_serving,
-        "schemathesis_summary_tail": tail.splitlines()[-60:],
+        "schemathesis_summary": [line for line in summary_text.splitlines() if line.strip()],
+        "schemathesis_failures": [line[:300] for line in failures.splitlines() if line.strip()][:200],
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(summary, indent=2) + "\n")
     print(proc.stdout[-8000:])
-    print(json.dumps({k: v for k, v in summary.items() if k != "schemathesis_summary_tail"}, indent=2))
+    print(json.dumps({k: v for k, v in summary.items() if k != "schemathesis_failures"}, indent=2))
 
 
 if __name__ == "__main__":

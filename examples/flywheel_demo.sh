@@ -67,7 +67,7 @@ print(f"{len(rows)} rows:", dict(collections.Counter((r["model_version"], r["sta
 PY
 
 say "9. tao rollback"
-"${TAO[@]}" rollback --dir "$DIR" --reason "demo"
+"${TAO[@]}" rollback --dir "$DIR" --reason "demo" || true
 sleep 2
 echo "served version now: $(version)"
 echo

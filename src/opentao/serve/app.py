@@ -413,7 +413,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 def _body_spec(model) -> dict[str, Any]:
     return {"requestBody": {"required": True, "content": {"application/json": {
         "schema": {"$ref": f"#/components/schemas/{model.__name__}"}}}},
-        "responses": {"200": {"content": {"text/event-stream": {"schema": {"type": "string"}}}}}}
+        "responses": {"200": {"content": {"text/event-stream": {"schema": {}}}}}}
 
 
 def _add_schemas_to_openapi(app: FastAPI, s: ServeSettings) -> None:
