@@ -58,7 +58,7 @@ echo "served version now: $(version)"
 say "7. tao decisions"
 "${TAO[@]}" decisions --dir "$DIR"
 
-say "8. the inference table by model version (DuckDB over WAL-compacted Parquet + the live WAL)"
+say "8. the inference table by model version (its Parquet parts + the live WAL)"
 "$PY" - "$DIR" <<'PY'
 import collections, sys
 from opentao.serve.log import read_rows
