@@ -48,7 +48,8 @@ def main() -> None:
                "--max-time", str(args.max_time), "--seed", str(args.seed), "--workers", "1",
                "--request-timeout", "60", "--report", "ndjson", "--report-dir", str(report), "--no-color",
                "--suppress-health-check", "all"]
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.max_time + 300, cwd=work)  # its cache too
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.max_time + 300,
+                              cwd=work)  # schemathesis writes its cache into the working directory
         health = httpx.get(url + "/health").json()
         still_serving = httpx.post(url + "/v1/chat/completions", json={
             "model": "tao", "max_tokens": 4, "messages": [{"role": "user", "content": "still there?"}]}).status_code
