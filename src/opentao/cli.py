@@ -204,3 +204,6 @@ def main() -> None:
             exc.show()
             sys.exit(exc.exit_code)
         raise
+
+
+from opentao import cli_serve as _cli_serve  # noqa: E402,F401  (registers serve, keys, flywheel, rollback)

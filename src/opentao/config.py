@@ -122,6 +122,12 @@ def parse_overrides(items: list[str]) -> list[tuple[str, Any]]:
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None, **direct: Any) -> RunConfig:
     """YAML file (optional) → apply ``key=value`` overrides → apply non-None keyword fields → validate."""
+    return validate_config(RunConfig, read_config_data(path, overrides, **direct), "config")
+
+
+def read_config_data(path: str | Path | None = None, overrides: list[str] | None = None,
+                     **direct: Any) -> dict[str, Any]:
+    """The merged, not yet validated mapping of a YAML file, its ``key=value`` overrides and keyword fields."""
     data: dict[str, Any] = {}
     if path is not None:
         p = Path(path)
@@ -138,12 +144,17 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     for key, value in direct.items():
         if value is not None:
             _set_path(data, key, value)
+    return data
+
+
+def validate_config(model: type[BaseModel], data: dict[str, Any], what: str):
+    """``model.model_validate(data)`` with the first problem as one ``TaoError`` line."""
     try:
-        return RunConfig.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = ".".join(str(x) for x in err["loc"])
-        raise TaoError(f"config: {loc}: {err['msg']}") from None
+        raise TaoError(f"{what}: {loc}: {err['msg']}") from None
 
 
 def dump_config(cfg: RunConfig) -> str:

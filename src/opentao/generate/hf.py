@@ -94,8 +94,8 @@ class HFGenerator:
         )
         new = out[:, input_ids.shape[1] :]  # (B, T_new)
         results = []
-        for row in new:
-            ids = row.tolist()
+        for row, req in zip(new, chunk):
+            ids = row.tolist()[: req.max_new_tokens]  # the chunk ran to its longest request's budget
             n = len(ids)
             for j, t in enumerate(ids):
                 if t in self.stop_ids:

@@ -1,0 +1,134 @@
+"""The flywheel verbs of ``tao``: ``serve``, ``keys``, ``flywheel``, ``rollback``, ``decisions``.
+
+They are registered on the app of ``opentao.cli`` when that module is imported; heavy imports (FastAPI, uvicorn,
+torch) happen inside the commands, so ``tao --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from opentao.cli import ConfigOpt, SetOpt, app, out
+from opentao.errors import TaoError
+
+DirOpt = Annotated[str, typer.Option("--dir", "-d", help="serve/flywheel directory (log, keys, models)")]
+
+keys_app = typer.Typer(no_args_is_help=True, help="API keys of `tao serve` (stored as SHA-256 hashes).")
+app.add_typer(keys_app, name="keys")
+
+
+@app.command()
+def serve(
+    model: Annotated[str, typer.Option("--model", "-m", help="model served on first start ('bundled', a folder)")]
+    = "bundled",
+    dir_: DirOpt = "flywheel",
+    port: Annotated[int, typer.Option(help="TCP port on 127.0.0.1")] = 8000,
+    host: Annotated[str, typer.Option(help="bind address (loopback by default)")] = "127.0.0.1",
+    name: Annotated[str, typer.Option(help="model id clients pass")] = "tao",
+    max_batch: Annotated[int, typer.Option(help="sequences per generate() call")] = 32,
+    max_wait_ms: Annotated[float, typer.Option(help="batching window when idle")] = 5.0,
+    max_tokens: Annotated[int, typer.Option(help="largest max_tokens a request may ask for")] = 1024,
+    rpm: Annotated[int, typer.Option(help="default requests/minute per API key (0: unlimited)")] = 0,
+    redact_pii: Annotated[bool, typer.Option(help="redact emails, phones, card numbers before logging")] = False,
+    delta: Annotated[Optional[str], typer.Option(help="also append the inference table to this Delta table")] = None,
+    reload_s: Annotated[float, typer.Option(help="how often to check current.json for a new model")] = 2.0,
+) -> None:
+    """OpenAI-compatible gateway on the current model; logs every request to DIR's inference table."""
+    import uvicorn
+
+    from opentao.serve.app import ServeSettings, create_app
+    from opentao.serve.keys import KeyRing
+
+    if not 0 < port < 65536:
+        raise TaoError(f"port {port} is out of range")
+    settings = ServeSettings(served_name=name, max_batch=max_batch, max_wait_ms=max_wait_ms,
+                             max_tokens_limit=max_tokens, rate_limit_rpm=rpm, redact_pii=redact_pii, delta_uri=delta,
+                             reload_poll_s=reload_s)
+    Path(dir_).mkdir(parents=True, exist_ok=True)
+    web = create_app(model, serve_dir=dir_, settings=settings)
+    gw = web.state.gateway
+    auth = "on" if KeyRing(Path(dir_) / "keys.json").enabled else "OFF (no keys: `tao keys add ID --dir DIR`)"
+    out.print(f"serving {gw.host.current.version} as '{name}' on http://{host}:{port}/v1 — auth {auth}; "
+              f"inference table in {dir_}", highlight=False, soft_wrap=True)
+    uvicorn.run(web, host=host, port=port, log_level="warning", timeout_graceful_shutdown=30)
+
+
+@keys_app.command("add")
+def keys_add(key_id: Annotated[str, typer.Argument(help="a name for the key, logged with each request")],
+             dir_: DirOpt = "flywheel",
+             rpm: Annotated[Optional[int], typer.Option(help="requests/minute for this key")] = None) -> None:
+    """Create an API key: printed once, only its hash is stored."""
+    from opentao.serve.keys import add_key
+
+    Path(dir_).mkdir(parents=True, exist_ok=True)
+    print(add_key(dir_, key_id, rpm=rpm))
+
+
+@keys_app.command("list")
+def keys_list(dir_: DirOpt = "flywheel") -> None:
+    """Key ids (never the keys)."""
+    from opentao.serve.keys import list_keys
+
+    for k in list_keys(dir_):
+        out.print(f"{k['id']}  created {time.strftime('%Y-%m-%d %H:%M', time.localtime(k['created']))}"
+                  + (f"  rpm {k['rpm']}" if "rpm" in k else ""), highlight=False, soft_wrap=True)
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: Annotated[str, typer.Argument()], dir_: DirOpt = "flywheel") -> None:
+    """Delete a key (a running server stops accepting it within a request)."""
+    from opentao.serve.keys import revoke_key
+
+    revoke_key(dir_, key_id)
+    out.print(f"revoked {key_id}")
+
+
+@app.command()
+def flywheel(
+    config: ConfigOpt = None, set_: SetOpt = None,
+    dir_: Annotated[Optional[str], typer.Option("--dir", "-d", help="serve/flywheel directory")] = None,
+    every: Annotated[Optional[str], typer.Option(help="repeat, e.g. 30m or 6h (default: one round)")] = None,
+) -> None:
+    """One round on traffic logged since the last: export → TAO round → gate → promote or not."""
+    from opentao.cli import _setup_logging
+    from opentao.flywheel import load_flywheel_config, parse_duration, run_round
+
+    cfg = load_flywheel_config(config, set_, dir=dir_)
+    if not (Path(cfg.dir) / "current.json").is_file():
+        raise TaoError(f"no served model in {cfg.dir}: start 'tao serve --dir {cfg.dir}' once first")
+    _setup_logging()
+    pause = parse_duration(every) if every else None
+    while True:
+        run_round(cfg, report=lambda line: out.print(line, highlight=False, soft_wrap=True))
+        if pause is None:
+            return
+        out.print(f"next round in {every}")
+        time.sleep(pause)
+
+
+@app.command()
+def rollback(dir_: DirOpt = "flywheel",
+             reason: Annotated[str, typer.Option(help="recorded with the decision")] = "manual rollback") -> None:
+    """Serve the previous model again (the running server switches within seconds)."""
+    from opentao.flywheel import format_decision
+    from opentao.flywheel import rollback as do_rollback
+
+    out.print(format_decision(do_rollback(dir_, reason)), highlight=False, soft_wrap=True)
+
+
+@app.command()
+def decisions(dir_: DirOpt = "flywheel") -> None:
+    """The promotion decisions recorded in DIR (rounds and rollbacks), oldest first."""
+    from opentao.flywheel import format_decision, read_decisions
+    from opentao.serve.host import read_pointer
+
+    if not Path(dir_).is_dir():
+        raise TaoError(f"no flywheel directory at {dir_}")
+    for d in read_decisions(dir_):
+        out.print(format_decision(d), highlight=False, soft_wrap=True)
+    pointer = read_pointer(dir_)
+    out.print(f"serving now: {pointer['version'] if pointer else 'nothing yet'}", highlight=False, soft_wrap=True)

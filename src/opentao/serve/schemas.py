@@ -1,0 +1,146 @@
+"""Request bodies of the OpenAI-compatible endpoints (the subset this gateway implements) and error bodies.
+
+Unknown fields are ignored, as OpenAI clients send many optional ones (``frequency_penalty``, ...). Fields that
+would change the meaning of the answer and are not implemented (tools, logprobs, echo) are refused with a 400
+rather than silently ignored. ``top_p`` is accepted but the server's configured value is used.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Strict,
+    StrictBool,
+    StringConstraints,
+    ValidationError,
+)
+
+from opentao.records import Message
+
+
+def _integral(v: Any) -> Any:
+    return int(v) if isinstance(v, float) and v.is_integer() else v
+
+
+def json_int(**bounds: int) -> Any:
+    """An integer as JSON Schema has it: 7 and 7.0, not "7" or true; bounds inside, so the spec states them."""
+    return Annotated[int, Strict(), Field(**bounds), BeforeValidator(_integral)]
+
+
+# JSON types as the OpenAPI spec states them: no "7" for 7 or 0 for false
+Float = Annotated[float, Strict()]
+
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    model: str = Field(..., min_length=1, max_length=256)
+    max_tokens: json_int(ge=1) | None = None
+    max_completion_tokens: json_int(ge=1) | None = None
+    temperature: Float = Field(1.0, ge=0.0, le=2.0)
+    top_p: Float = Field(1.0, gt=0.0, le=1.0)
+    n: json_int(ge=1, le=16) = 1
+    stop: Annotated[str, StringConstraints(min_length=1)] | Annotated[
+        list[Annotated[str, StringConstraints(min_length=1)]], Field(max_length=4)] | None = None
+    seed: json_int(ge=0, le=2**63 - 1) | None = None
+    stream: StrictBool = False
+    stream_options: dict[str, Any] | None = None
+    user: str | None = Field(None, max_length=256)
+    metadata: Annotated[dict[Annotated[str, StringConstraints(max_length=64)],
+                             Annotated[str, StringConstraints(max_length=512)]], Field(max_length=16)] | None = None
+
+    def stops(self) -> tuple[str, ...]:
+        if self.stop is None:
+            return ()
+        return (self.stop,) if isinstance(self.stop, str) else tuple(self.stop)
+
+    def token_budget(self, default: int) -> int:
+        """The larger of the two spellings, so a limit check on it covers both."""
+        return max(self.max_completion_tokens or 0, self.max_tokens or 0) or default
+
+    def params(self) -> dict[str, Any]:
+        return {"temperature": self.temperature, "max_tokens": self.max_tokens or self.max_completion_tokens,
+                "n": self.n, "stop": list(self.stops()), "seed": self.seed, "stream": self.stream}
+
+
+class TextPart(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    type: Literal["text"]
+    text: str
+
+
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    role: Literal["system", "developer", "user", "assistant"]
+    content: str | list[TextPart] | None = None
+    name: str | None = None
+
+    def plain(self) -> Message:
+        text = self.content if isinstance(self.content, str) else "".join(p.text for p in self.content or [])
+        return {"role": "system" if self.role == "developer" else self.role, "content": text}
+
+
+class ChatCompletionRequest(_Body):
+    # fields accepted only in their "off" form; the OpenAPI spec says so, so fuzzers do not send "on" as valid
+    OPENAPI_OFF: ClassVar[dict[str, Any]] = {"tools": {"type": "null"}, "functions": {"type": "null"},
+                                              "logprobs": {"enum": [False, None]}}
+    messages: list[ChatMessage] = Field(..., min_length=1, max_length=512)
+    tools: list[Any] | None = None
+    functions: list[Any] | None = None
+    logprobs: StrictBool | None = None
+
+    def unsupported(self) -> str | None:
+        if self.tools is not None or self.functions is not None:
+            return "tools and function calling are not supported by this server"
+        if self.logprobs:
+            return "logprobs are not supported by this server"
+        return None
+
+    def chat(self) -> list[Message]:
+        return [m.plain() for m in self.messages]
+
+
+class CompletionRequest(_Body):
+    OPENAPI_OFF: ClassVar[dict[str, Any]] = {"suffix": {"type": "null"}, "echo": {"enum": [False, None]},
+                                              "logprobs": {"enum": [0, None]}}
+    prompt: str | Annotated[list[str], Field(min_length=1, max_length=64)] = Field(...)
+    echo: StrictBool | None = None
+    logprobs: json_int(ge=0, le=5) | None = None
+    suffix: str | None = None
+
+    def unsupported(self) -> str | None:
+        if self.echo or self.logprobs or self.suffix is not None:
+            return "echo, logprobs and suffix are not supported by this server"
+        return None
+
+    def prompts(self) -> list[str]:
+        return [self.prompt] if isinstance(self.prompt, str) else list(self.prompt)
+
+
+def error_body(message: str, type_: str = "invalid_request_error", code: str | None = None,
+               param: str | None = None) -> dict[str, Any]:
+    return {"error": {"message": message, "type": type_, "param": param, "code": code}}
+
+
+def _union_tag(part: Any) -> bool:
+    """pydantic names the union member that failed in ``loc`` ("str", "list[str]", "constrained-str"): not a field."""
+    return isinstance(part, str) and (part in ("str", "int", "float", "bool", "dict", "list", "none")
+                                      or "[" in part or "-" in part)
+
+
+def describe_validation_error(exc: ValidationError) -> tuple[str, str | None]:
+    """One readable line for the first problem, and the parameter it concerns."""
+    err = exc.errors()[0]
+    loc = ".".join(str(x) for x in err["loc"] if not _union_tag(x))
+    msg = err["msg"]
+    if err["type"] == "missing":
+        return f"missing required parameter: '{loc}'", loc.split(".")[0] or None
+    return f"invalid value for '{loc}': {msg}", (loc.split(".")[0] or None)
