@@ -168,3 +168,19 @@ def test_dpo_pairs_need_a_margin():
     ex = build_examples(prompts, cands, rewards, method="dpo", min_margin=0.5)
     assert len(ex) == 1 and (ex[0].chosen, ex[0].rejected) == ("good", "bad")
     assert build_examples(prompts, cands, {"p#0": None, "p#1": None}, method="dpo") == []
+
+
+def test_table_parts_get_ordinary_file_permissions(tmp_path):
+    import os
+    import stat
+
+    from opentao.records import Prompt
+    from opentao.store import RunStore
+
+    store = RunStore(tmp_path / "run")
+    store.write_part("prompts", "r1", [Prompt("a", [{"role": "user", "content": "x"}], 1)], Prompt.SCHEMA)
+    store.write_summary("s", {"x": 1})
+    mask = os.umask(0)
+    os.umask(mask)
+    for path in (store.part_path("prompts", "r1"), store.summary_path("s")):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~mask, path

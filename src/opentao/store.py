@@ -31,9 +31,26 @@ from opentao.records import Row
 TABLES = ("prompts", "candidates", "scores", "train_examples", "eval_results")
 
 
+def _read_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()  # read once at import: os.umask() is process-wide, so never toggle it while threads run
+
+
+def _readable_tmp(directory: Path, name: str) -> tuple[int, str]:
+    """A temporary file next to its final place, with the permissions an ordinary new file gets (mkstemp's
+    are 0600, which would leave run tables unreadable to the rest of a team)."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", dir=directory)
+    os.chmod(tmp, 0o666 & ~_UMASK)
+    return fd, tmp
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    fd, tmp = _readable_tmp(path.parent, path.name)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
@@ -81,7 +98,7 @@ class RunStore:
         tbl = pa.Table.from_pylist(data, schema=schema)
         path = self.part_path(table, key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        fd, tmp = _readable_tmp(path.parent, path.name)
         os.close(fd)
         try:
             pq.write_table(tbl, tmp)
