@@ -18,6 +18,9 @@ from opentao.errors import TaoError
 from opentao.records import Candidate, Prompt
 from opentao.score.base import Scorer, import_object
 from opentao.score.combine import NORMALIZATIONS, combine
+from opentao.score.guards import InjectionGuard, LengthPenalty, RelevanceFloor, RepetitionPenalty
+from opentao.score.judge import GroupJudgeScorer, JudgeScorer
+from opentao.score.reward_model import RewardModelScorer
 from opentao.score.rules import CallableScorer, JsonScorer, RegexScorer
 from opentao.score.sql import SqlExecScorer
 from opentao.score.vote import MajorityVoteScorer
@@ -30,6 +33,13 @@ BUILTIN_SCORERS: dict[str, Callable[..., Any]] = {
     "regex": RegexScorer,
     "callable": CallableScorer,
     "json": JsonScorer,
+    "judge": JudgeScorer,
+    "judge_group": GroupJudgeScorer,
+    "reward_model": RewardModelScorer,
+    "length_penalty": LengthPenalty,
+    "repetition_penalty": RepetitionPenalty,
+    "relevance": RelevanceFloor,
+    "injection_guard": InjectionGuard,
 }
 RESERVED_NAMES = {"combined"}  # the score stage stores the combined reward under this name
 

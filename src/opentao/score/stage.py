@@ -65,8 +65,20 @@ def run_score(store: RunStore, cfg: ScoreConfig, *, round_: int = 0, db: str | N
                 advance(1)
             store.write_part("scores", f"r{round_}-{idx:05d}", rows, Score.SCHEMA)
     stats["abstained"] = dict(stats["abstained"])
+    stats["scorer_counters"] = scorer_counters(scorers)
     stats.update(score_summary(store, round_))
     return stats
+
+
+def scorer_counters(scorers_with_weights) -> dict[str, dict]:
+    """Counters of the scorers that keep any (judges: endpoint requests, retries, errors, tokens, unparsable
+    replies, flagged injections), for this invocation of the stage."""
+    out = {}
+    for scorer, _ in scorers_with_weights:
+        counters = getattr(scorer, "counters", None)
+        if callable(counters):
+            out[scorer.name] = counters()
+    return out
 
 
 def score_summary(store: RunStore, round_: int) -> dict:
