@@ -89,9 +89,21 @@ def stage_score(store: RunStore, cfg: RunConfig, round_: int) -> dict:
     return run_score(store, cfg.score, round_=round_, db=cfg.db)
 
 
-def stage_train(store: RunStore, cfg: RunConfig, round_: int) -> dict:
+def stage_integrity(store: RunStore, cfg: RunConfig, round_: int, gold: str) -> dict:
+    """Reward integrity of every scorer against gold labels (reported and stored; never used for training)."""
+    from opentao.score.integrity import run_integrity
+
+    types = {spec.get("name") or spec.get("type"): spec.get("type") for spec in cfg.score.scorers}
+    return run_integrity(store, gold, round_=round_, db=cfg.db, scorer_types=types)
+
+
+def stage_train(store: RunStore, cfg: RunConfig, round_: int, *, force: bool = False) -> dict:
+    from opentao.score.integrity import check_integrity
     from opentao.train.stage import run_train
 
+    forced = check_integrity(store, round_, force=force)
+    if forced:
+        log.warning("training round %d although %s failed the integrity check (--force)", round_, ", ".join(forced))
     return run_train(store, cfg.train, model_for_round(store, cfg, round_), round_=round_, dtype=cfg.dtype,
                      device=cfg.device)
 

@@ -67,6 +67,7 @@ def run_score(store: RunStore, cfg: ScoreConfig, *, round_: int = 0, db: str | N
     stats["abstained"] = dict(stats["abstained"])
     stats["scorer_counters"] = scorer_counters(scorers)
     stats.update(score_summary(store, round_))
+    store.write_summary(f"score-r{round_}", stats)
     return stats
 
 
