@@ -98,11 +98,12 @@ class _Batcher:
 
 
 def make_app(model_dir: str | Path | None, *, model_name: str = "tiny", batch_size: int = 8,
-             batch_wait_s: float = 0.02, state: ServerState | None = None) -> tuple[FastAPI, ServerState, Any]:
+             batch_wait_s: float = 0.02, dtype: str = "fp32",
+             state: ServerState | None = None) -> tuple[FastAPI, ServerState, Any]:
     state = state or ServerState()
     batcher = None
     if model_dir is not None:
-        model, tok = load_model(str(model_dir), dtype="fp32")
+        model, tok = load_model(str(model_dir), dtype=dtype)
         batcher = _Batcher(HFGenerator(model, tok, batch_size=batch_size), batch_size, batch_wait_s)
     app = FastAPI()
 
