@@ -21,6 +21,8 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="TAO: tune an LLM from unlabeled prompts (generate → score → train → eval).")
 out = Console()
 
+ForceOpt = Annotated[bool, typer.Option("--force", help="train even if a scorer failed its integrity check "
+                                                           "against gold (tao score --gold)")]
 ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML config file")]
 SetOpt = Annotated[Optional[list[str]], typer.Option("--set", "-s", help="override, e.g. generate.k=8")]
 RunDirOpt = Annotated[Optional[str], typer.Option("--run-dir", "-o", help="run directory")]
@@ -122,10 +124,7 @@ def integrity_table(summary: dict) -> Table:
 
 @app.command()
 def train(config: ConfigOpt = None, set_: SetOpt = None, run_dir: RunDirOpt = None, model: ModelOpt = None,
-          round_: RoundOpt = 1,
-          force: Annotated[bool, typer.Option("--force", help="train even if a scorer failed its integrity "
-                                                               "check against gold (tao score --gold)")] = False
-          ) -> None:
+          round_: RoundOpt = 1, force: ForceOpt = False) -> None:
     """Stage 3: train toward high scorers (rft or dpo, LoRA) and save a merged model folder."""
     from opentao.pipeline import stage_train
 
@@ -163,13 +162,13 @@ def eval_(
 
 @app.command()
 def run(config: Annotated[Path, typer.Argument(help="YAML config")], set_: SetOpt = None,
-        run_dir: RunDirOpt = None) -> None:
+        run_dir: RunDirOpt = None, force: ForceOpt = False) -> None:
     """A whole TAO run (all rounds) from a config; re-running resumes where it stopped."""
     from opentao.pipeline import run_rounds
 
     cfg = _cfg(config, set_, run_dir=run_dir)
     t0 = time.perf_counter()
-    run_rounds(cfg, report=out.print)
+    run_rounds(cfg, report=out.print, force=force)
     out.print(f"done in {time.perf_counter() - t0:.0f} s → {cfg.run_dir}")
     _print_tables(cfg.run_dir)
 

@@ -122,7 +122,7 @@ def stage_eval(store: RunStore, cfg: RunConfig, model: str, label: str, round_: 
                         round_=round_, dtype=cfg.dtype, device=cfg.device)
 
 
-def run_rounds(cfg: RunConfig, *, report=print) -> dict:
+def run_rounds(cfg: RunConfig, *, report=print, force: bool = False) -> dict:
     """All stages of ``cfg.rounds`` rounds, then a summary of base vs each round's model."""
     store = open_run(cfg, ("generate", "score", "train", "eval"))
     results: dict = {"run_dir": str(store.root), "rounds": []}
@@ -137,7 +137,7 @@ def run_rounds(cfg: RunConfig, *, report=print) -> dict:
         s = stage_score(store, cfg, r)
         report(f"round {r} score: mean {fmt_means(s.get('mean_score', {}))}; groups with no signal "
                f"{(s.get('flat_share') or 0):.0%}")
-        t = stage_train(store, cfg, r)
+        t = stage_train(store, cfg, r, force=force)
         report(f"round {r} train: {t['examples']} examples, {t['steps']} steps, loss {t.get('first_loss')} → "
                f"{t.get('last_loss')}; {t['parameters']:,} parameters (base {t['base_parameters']:,})")
         e = stage_eval(store, cfg, str(store.model_dir(r)), f"round-{r}", r)
