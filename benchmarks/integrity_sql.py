@@ -64,8 +64,8 @@ def main() -> None:
             "score:", "  prompts_per_part: 8", "  scorers:",
             "    - {type: sql_exec, star_score: 0.5}",
             "    - {type: majority_vote, mode: sql_result}",
-            f"    - {json.dumps({'type': 'judge', **judge})}",
-            f"    - {json.dumps({'type': 'judge_group', **judge})}",
+            f"    - {json.dumps({'type': 'judge', 'max_new_tokens': 16, **judge})}",
+            f"    - {json.dumps({'type': 'judge_group', 'max_new_tokens': 64, **judge})}",
         ]) + "\n")
         env = {**os.environ, "COLUMNS": "200"}
         subprocess.run([*TAO, "generate", "-c", str(cfg)], check=True, env=env)

@@ -267,3 +267,18 @@ def test_make_backend_passes_objects_through():
     assert make_backend(stub) is stub
     with pytest.raises(TaoError, match="try_generate"):
         make_backend(object())
+
+
+def test_per_scorer_normalize_overrides_the_global_one():
+    from opentao.score.combine import combine
+    from opentao.score.registry import own_normalizations
+
+    per = {"rm": [10.0, 30.0, 20.0], "ok": [1.0, 0.0, 1.0]}
+    # raw: rm dominates; with rm z-scored (and ok raw) the verifier matters again
+    assert combine(per, {}, "none") == pytest.approx([5.5, 15.0, 10.5])
+    z = (10 - 20) / (200 / 3) ** 0.5
+    assert combine(per, {}, "none", {"rm": "zscore"}) == pytest.approx([(z + 1) / 2, (-z + 0) / 2, (0 + 1) / 2])
+    specs = [{"type": "relevance", "normalize": "rank"}, {"type": "injection_guard"}]
+    assert own_normalizations(specs, build_scorers(specs)) == {"relevance": "rank"}
+    with pytest.raises(TaoError, match="unknown normalize 'minmax'"):
+        build_scorer({"type": "relevance", "normalize": "minmax"})
