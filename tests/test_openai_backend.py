@@ -62,7 +62,7 @@ def test_gives_up_after_retries(tiny_model_dir):
         b = _backend(srv.base_url, max_retries=2, max_consecutive_failures=10)
         assert b.try_generate([_req(0), _req(1)]) == [None, None]  # a judge abstains
         assert b.stats.errors == 2 and b.stats.calls == 6
-        with pytest.raises(EndpointError, match="gave up after 2 retries"):
+        with pytest.raises(EndpointError, match="gave up on a request"):
             b.generate([_req()])  # a generator must not lose samples silently
 
 
@@ -100,3 +100,11 @@ def test_wrong_model_and_bad_url_are_clear_errors(tiny_model_dir):
         b = _backend(srv.base_url.removesuffix("/v1"), model="tiny")  # forgot /v1 → 404
         with pytest.raises(EndpointError, match="404"):
             b.try_generate([_req()])
+
+
+def test_a_rejected_request_abstains_without_retries(tiny_model_dir):
+    with serve_model(tiny_model_dir, fail_first=1, fail_status=400) as srv:
+        b = _backend(srv.base_url, model="tiny", max_retries=3, concurrency=1)
+        first, second = b.try_generate([_req(0), _req(1)])
+    assert first is None and second is not None
+    assert b.stats.calls == 2 and b.stats.retries == 0 and b.stats.errors == 1

@@ -6,8 +6,9 @@ SGLang, a hosted API, ``tao serve``) as a generator *or* as the model behind a j
   parts are kept, re-running resumes).
 * ``try_generate(requests)`` is what judges use: a request that still fails after its retries (429, 5xx,
   timeout, an empty reply) gives ``None`` — the judge abstains on that candidate — and is counted in
-  :attr:`stats`. What no retry can fix raises at once: an unreachable endpoint, a wrong key (401/403), an
-  unknown model (404), a rejected request (400/422); so does a run of ``max_consecutive_failures`` failed
+  :attr:`stats`; so does a request the server rejects (400/422, e.g. longer than its context), without
+  retries. What no retry can fix raises at once: an unreachable endpoint, a wrong key (401/403), an unknown
+  model (404); so does a run of ``max_consecutive_failures`` failed
   requests in a row (a circuit breaker: a broken endpoint must not silently turn a run into abstentions).
 
 Requests run ``concurrency`` at a time in threads. Retries are ours (the client's own are switched off, so
@@ -196,6 +197,8 @@ class OpenAIBackend:
                 out = self._call(req)
             except (self._openai.OpenAIError, _EmptyReply) as exc:
                 last = exc
+                if isinstance(exc, (self._openai.BadRequestError, self._openai.UnprocessableEntityError)):
+                    break  # this request is bad (e.g. too long for the context): no retry, no fatal error
                 if not self._retryable(exc):
                     self._count(errors=1)
                     raise self._fatal(exc) from exc
@@ -219,7 +222,7 @@ class OpenAIBackend:
         if tripped:
             raise EndpointError(f"endpoint {self.base_url} failed {self.max_consecutive_failures} requests in a "
                                 f"row after {self.max_retries} retries each (last: {what})")
-        raise _GaveUp(f"endpoint {self.base_url}: gave up after {self.max_retries} retries ({what})")
+        raise _GaveUp(f"endpoint {self.base_url}: gave up on a request ({what})")
 
     # --- many requests --------------------------------------------------------------------------------
     def _map(self, requests: list[GenRequest], strict: bool) -> list[GenOutput | None]:
