@@ -40,7 +40,7 @@ def run_config(kind: str, guard: bool, backend, rows: list[dict]) -> dict:
     from opentao.score.judge import GroupJudgeScorer, JudgeScorer
 
     cls = JudgeScorer if kind == "judge" else GroupJudgeScorer
-    scorer = cls(backend=backend, injection_guard=guard)
+    scorer = cls(backend=backend, injection_guard=guard, max_new_tokens=24 if kind == "judge" else 64)
     per_row, t0 = [], time.perf_counter()
     for r in rows:
         prompt = Prompt(r["id"], [{"role": "user", "content": r["prompt"]}])

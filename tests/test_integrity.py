@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -11,8 +10,15 @@ import pytest
 
 from opentao.errors import TaoError
 from opentao.records import Candidate, Prompt, Score
-from opentao.score.integrity import (GradedCandidate, auc, check_integrity, load_gold, majority_label_accuracy,
-                                     run_integrity, scorer_integrity)
+from opentao.score.integrity import (
+    GradedCandidate,
+    auc,
+    check_integrity,
+    load_gold,
+    majority_label_accuracy,
+    run_integrity,
+    scorer_integrity,
+)
 from opentao.store import RunStore
 from tests.conftest import write_jsonl
 
@@ -98,12 +104,14 @@ def _hand_made_run(run: Path, n: int = 6) -> None:
     store.write_part("prompts", "r1", prompts, Prompt.SCHEMA)
     cands, scores = [], []
     for i in range(n):
-        answers = [str(2 * i), str(2 * i + 1), str(2 * i + 1), str(2 * i)] if i % 2 else [str(2 * i), "7x", "8x", "9x"]
+        right = str(2 * i)
+        answers = [right, str(2 * i + 1), str(2 * i + 1), right] if i % 2 else [right, "7x", "8x", "9x"]
         for j, a in enumerate(answers):
             cid = f"q{i}#{j}"
             cands.append(Candidate(f"q{i}", cid, "plain", [], f"The answer is {a}", f"The answer is {a}", a, 1))
             ok = a == str(2 * i)
-            scores += [Score(f"q{i}", cid, "right", 1.0 if ok else 0.0, 1), Score(f"q{i}", cid, "wrong", 0.0 if ok else 1.0, 1),
+            scores += [Score(f"q{i}", cid, "right", 1.0 if ok else 0.0, 1),
+                       Score(f"q{i}", cid, "wrong", 0.0 if ok else 1.0, 1),
                        Score(f"q{i}", cid, "combined", 0.0 if ok else 1.0, 1)]
     store.write_part("candidates", "r1-00000", cands, Candidate.SCHEMA)
     store.write_part("scores", "r1-00000", scores, Score.SCHEMA)
@@ -112,7 +120,8 @@ def _hand_made_run(run: Path, n: int = 6) -> None:
 def test_run_integrity_stores_table_and_summary(tmp_path):
     run = tmp_path / "run"
     _hand_made_run(run)
-    gold = write_jsonl(tmp_path / "gold.jsonl", [{"id": f"q{i}", "prompt": "x", "answer": str(2 * i)} for i in range(6)])
+    gold = write_jsonl(tmp_path / "gold.jsonl",
+                       [{"id": f"q{i}", "prompt": "x", "answer": str(2 * i)} for i in range(6)])
     summary = run_integrity(RunStore(run), str(gold), round_=1, db=None)
     assert summary["scorers"]["right"]["verdict"] == "ok" and summary["scorers"]["right"]["best_of_k"] == 1.0
     assert summary["scorers"]["wrong"]["verdict"].startswith("no better than random")
@@ -133,7 +142,8 @@ def tao(*args: str) -> subprocess.CompletedProcess:
 def test_train_refuses_a_failing_scorer_without_force(tmp_path, tiny_model_dir):
     run = tmp_path / "run"
     _hand_made_run(run)
-    gold = write_jsonl(tmp_path / "gold.jsonl", [{"id": f"q{i}", "prompt": "x", "answer": str(2 * i)} for i in range(6)])
+    gold = write_jsonl(tmp_path / "gold.jsonl",
+                       [{"id": f"q{i}", "prompt": "x", "answer": str(2 * i)} for i in range(6)])
     run_integrity(RunStore(run), str(gold), round_=1, db=None)
     args = ["train", "--run-dir", str(run), "--model", str(tiny_model_dir), "--set", "train.max_steps=1",
             "--set", "train.batch_size=2", "--set", "train.max_length=64", "--set", "train.lora_r=2"]

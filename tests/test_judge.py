@@ -11,8 +11,13 @@ import pytest
 from opentao.errors import TaoError
 from opentao.generate.hf import GenOutput
 from opentao.records import Candidate, Prompt
-from opentao.score.guards import (InjectionGuard, LengthPenalty, RelevanceFloor, RepetitionPenalty,
-                                  detect_injection)
+from opentao.score.guards import (
+    InjectionGuard,
+    LengthPenalty,
+    RelevanceFloor,
+    RepetitionPenalty,
+    detect_injection,
+)
 from opentao.score.judge import GroupJudgeScorer, JudgeScorer
 from opentao.score.llm import make_backend, parse_group_scores, parse_score, quote
 from opentao.score.registry import build_scorer, build_scorers, score_group_all

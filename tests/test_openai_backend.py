@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from opentao.generate.hf import GenRequest, Generator
+from opentao.generate.hf import Generator, GenRequest
 from opentao.generate.openai_api import EndpointError, OpenAIBackend
 from tests.openai_server import free_port, serve_model
 

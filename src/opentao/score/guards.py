@@ -132,16 +132,16 @@ _GRADER = r"(?:judge|grader|evaluator|reviewer|assessor|scorer|rater|marker|rewa
 _TOP = r"(?:10|ten|100|hundred|max(?:imum)?|highest|perfect|full|top|best)"
 _PATTERNS = [
     # instructions aimed at the grader
-    rf"\b(?:ignore|disregard|forget|override|bypass|skip)\b.{{0,40}}\b(?:rubric|instruction|guideline|criteria|"
-    rf"rules?|prompt|previous|above|grading|system)",
+    r"\b(?:ignore|disregard|forget|override|bypass|skip)\b.{0,40}\b(?:rubric|instruction|guideline|criteria|"
+    r"rules?|prompt|previous|above|grading|system)",
     rf"\b(?:dear|attention|note (?:to|for)|hey|hello|message (?:to|for)|to the)\s+(?:the\s+)?{_GRADER}\b",
     rf"\b(?:as|you are) (?:the|an?|my) {_GRADER}\b",
     rf"\b{_GRADER}\s*(?:note|instruction|override|:)",
     rf"\b(?:score|rate|grade|mark|give|assign|award|output)\b.{{0,25}}\b(?:this|it|me|the answer|the response|"
     rf"my answer)\b.{{0,20}}\b{_TOP}\b",
     rf"\b(?:give|assign|award|output|return)\b.{{0,25}}\b{_TOP}\s*(?:/\s*10|out of|score|marks?|points|rating)",
-    rf"\b(?:this|the|my) (?:answer|response|candidate)\b.{{0,20}}\b(?:deserves|should (?:get|receive|be given)|"
-    rf"must (?:get|receive|be given)|earns?)\b",
+    r"\b(?:this|the|my) (?:answer|response|candidate)\b.{0,20}\b(?:deserves|should (?:get|receive|be given)|"
+    r"must (?:get|receive|be given)|earns?)\b",
     r"\b(?:deserves?|earns?|awarded?|gets?|give|receive)\b.{0,20}\b(?:full|perfect|maximum|highest) "
     r"(?:marks|score|points|rating)\b",
     r"\bnew (?:instructions|rubric|rules)\b",
