@@ -73,10 +73,11 @@ def test_verdicts():
     good = [[G(True, "a", s=1), G(False, "b", s=0)], [G(False, "a", s=0), G(True, "c", s=1)]]
     bad = [[G(True, "a", s=0), G(False, "b", s=1)], [G(False, "a", s=1), G(True, "c", s=0)]]
     no_mixed = [[G(False, "a", s=1), G(False, "b", s=0)]]
-    assert scorer_integrity(good, "s")["verdict"] == "ok"
-    v = scorer_integrity(bad, "s")["verdict"]
+    assert scorer_integrity(good, "s", min_mixed=2)["verdict"] == "ok"
+    v = scorer_integrity(bad, "s", min_mixed=2)["verdict"]
     assert v.startswith("no better than random") and "AUC 0.00" in v and "best-of-K" in v
-    assert scorer_integrity(no_mixed, "s")["verdict"] == "undetermined"
+    assert scorer_integrity(no_mixed, "s")["verdict"].startswith("undetermined (0 groups")
+    assert scorer_integrity(bad, "s")["verdict"].startswith("undetermined (2 groups")  # too little evidence
 
 
 def _prompt_rows(n: int) -> list[dict]:

@@ -15,8 +15,8 @@ For each scorer (and the ``combined`` reward), over the groups that have gold:
   within-group rank as weight); with a constant scorer it is TTRL's majority-vote label accuracy (Zuo et
   al. 2025, "TTRL: Test-Time Reinforcement Learning"), reported on its own as ``majority_label_accuracy``.
 
-**Verdict.** ``undetermined`` when nothing can be concluded (no group holding both a correct and a wrong scored
-candidate), ``no signal`` when every group has zero variance, ``no better than random`` when ``auc <= 0.5``
+**Verdict.** ``undetermined`` when too little can be concluded (fewer than ``MIN_MIXED_GROUPS`` groups hold
+both a correct and a wrong scored candidate: one or two lucky groups must not block training), ``no signal`` when every group has zero variance, ``no better than random`` when ``auc <= 0.5``
 or ``best_of_k <= mean_acc``, else ``ok``. ``tao train`` refuses to train when the combined reward or any
 scorer other than a guard is no better than random (``--force`` overrides).
 
@@ -41,6 +41,7 @@ from opentao.store import RunStore
 __all__ = ["GUARD_TYPES", "GradedCandidate", "auc", "check_integrity", "load_gold", "majority_label_accuracy",
            "run_integrity", "scorer_integrity"]
 
+MIN_MIXED_GROUPS = 5
 GUARD_TYPES = {"length_penalty", "repetition_penalty", "relevance", "injection_guard"}
 FAIL = "no better than random"
 
@@ -98,7 +99,8 @@ def _mean(xs: list[float]) -> float | None:
     return sum(xs) / len(xs) if xs else None
 
 
-def scorer_integrity(groups: list[list[GradedCandidate]], scorer: str) -> dict[str, Any]:
+def scorer_integrity(groups: list[list[GradedCandidate]], scorer: str,
+                     min_mixed: int = MIN_MIXED_GROUPS) -> dict[str, Any]:
     """The metrics of the module docstring for one scorer over graded groups."""
     bok, mean_acc, oracle, within, zero_var, votes = [], [], [], [], [], []
     all_scores: list[float] = []
@@ -136,15 +138,15 @@ def scorer_integrity(groups: list[list[GradedCandidate]], scorer: str) -> dict[s
         "auc": auc(all_scores, all_labels), "auc_within": _mean(within), "mixed_groups": mixed,
         "zero_var": _mean(zero_var), "vote_acc": _mean(votes),
     }
-    m["verdict"] = verdict(m)
+    m["verdict"] = verdict(m, min_mixed)
     return m
 
 
-def verdict(m: dict[str, Any]) -> str:
-    if not m["scored_groups"] or not m["mixed_groups"]:
-        return "undetermined"
-    if m["zero_var"] == 1.0:
+def verdict(m: dict[str, Any], min_mixed: int = MIN_MIXED_GROUPS) -> str:
+    if m["scored_groups"] and m["zero_var"] == 1.0:
         return "no signal"
+    if not m["scored_groups"] or m["mixed_groups"] < max(1, min_mixed):
+        return f"undetermined ({m['mixed_groups']} groups with both a correct and a wrong candidate)"
     reasons = []
     if m["auc"] is not None and m["auc"] <= 0.5:
         reasons.append(f"AUC {m['auc']:.2f} <= 0.5")
