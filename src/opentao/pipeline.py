@@ -101,7 +101,8 @@ def stage_train(store: RunStore, cfg: RunConfig, round_: int, *, force: bool = F
     from opentao.score.integrity import check_integrity
     from opentao.train.stage import run_train
 
-    forced = check_integrity(store, round_, force=force)
+    trained = (store.model_dir(round_) / "config.json").is_file() and store.read_summary(f"train-r{round_}")
+    forced = [] if trained else check_integrity(store, round_, force=force)
     if forced:
         log.warning("training round %d although %s failed the integrity check (--force)", round_, ", ".join(forced))
     return run_train(store, cfg.train, model_for_round(store, cfg, round_), round_=round_, dtype=cfg.dtype,
