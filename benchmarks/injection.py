@@ -65,12 +65,13 @@ def main() -> None:
     ap.add_argument("--model", default="bundled", help="judge model (local backend) or the endpoint's model name")
     ap.add_argument("--base-url", default=None, help="use an OpenAI-compatible endpoint instead of a local model")
     ap.add_argument("--out", type=Path, default=RESULT)
+    ap.add_argument("--limit", type=int, default=None, help="only the first N corpus rows (a slow machine)")
     args = ap.parse_args()
 
     from opentao.score.llm import make_backend
     from tests.judge_stub import StubBackend
 
-    rows = corpus()
+    rows = corpus()[: args.limit]
     if args.base_url:
         backend = make_backend("openai", base_url=args.base_url, model=args.model)
         model_label = f"{args.model} @ {args.base_url}"
@@ -89,7 +90,8 @@ def main() -> None:
             stub = run_config(kind, guard, StubBackend(), rows)
             stub["judge_model"] = "gullible stub (control)"
             results.append(stub)
-    out = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "corpus_rows": len(rows),
+    out = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "corpus_rows": len(corpus()),
+           "rows_used": len(rows),
            "judge_model": model_label, "results": results}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=2) + "\n")

@@ -76,8 +76,8 @@ def test_verdicts():
     assert scorer_integrity(good, "s", min_mixed=2)["verdict"] == "ok"
     v = scorer_integrity(bad, "s", min_mixed=2)["verdict"]
     assert v.startswith("no better than random") and "AUC 0.00" in v and "best-of-K" in v
-    assert scorer_integrity(no_mixed, "s")["verdict"].startswith("undetermined (0 groups")
-    assert scorer_integrity(bad, "s")["verdict"].startswith("undetermined (2 groups")  # too little evidence
+    assert scorer_integrity(no_mixed, "s")["verdict"].startswith("undetermined (0 group(s)")
+    assert scorer_integrity(bad, "s")["verdict"].startswith("undetermined (2 group(s)")  # too little evidence
 
 
 def _prompt_rows(n: int) -> list[dict]:

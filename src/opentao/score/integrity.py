@@ -146,7 +146,7 @@ def verdict(m: dict[str, Any], min_mixed: int = MIN_MIXED_GROUPS) -> str:
     if m["scored_groups"] and m["zero_var"] == 1.0:
         return "no signal"
     if not m["scored_groups"] or m["mixed_groups"] < max(1, min_mixed):
-        return f"undetermined ({m['mixed_groups']} groups with both a correct and a wrong candidate)"
+        return f"undetermined ({m['mixed_groups']} group(s) with both a correct and a wrong candidate)"
     reasons = []
     if m["auc"] is not None and m["auc"] <= 0.5:
         reasons.append(f"AUC {m['auc']:.2f} <= 0.5")
