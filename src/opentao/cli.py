@@ -21,6 +21,8 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="TAO: tune an LLM from unlabeled prompts (generate → score → train → eval).")
 out = Console()
 
+ForceOpt = Annotated[bool, typer.Option("--force", help="train even if a scorer failed its integrity check "
+                                                           "against gold (tao score --gold)")]
 ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML config file")]
 SetOpt = Annotated[Optional[list[str]], typer.Option("--set", "-s", help="override, e.g. generate.k=8")]
 RunDirOpt = Annotated[Optional[str], typer.Option("--run-dir", "-o", help="run directory")]
@@ -67,24 +69,67 @@ def generate(config: ConfigOpt = None, set_: SetOpt = None, run_dir: RunDirOpt =
 
 
 @app.command()
-def score(config: ConfigOpt = None, set_: SetOpt = None, run_dir: RunDirOpt = None, round_: RoundOpt = 1) -> None:
+def score(config: ConfigOpt = None, set_: SetOpt = None, run_dir: RunDirOpt = None, round_: RoundOpt = 1,
+          gold: Annotated[Optional[Path], typer.Option(
+              help="labels (JSONL/CSV/Parquet with the prompts' ids and a gold 'sql' or 'answer') to check each "
+                   "scorer's reward integrity; never used for training")] = None) -> None:
     """Stage 2: rate every candidate group with the configured scorers (no labels)."""
-    from opentao.pipeline import fmt_means, stage_score
+    from opentao.pipeline import fmt_means, stage_integrity, stage_score
 
     cfg = _cfg(config, set_, run_dir=run_dir)
-    stats = stage_score(_open(cfg, "score"), cfg, round_)
+    if gold is not None and not gold.is_file():
+        raise TaoError(f"gold file not found: {gold}")
+    store = _open(cfg, "score")
+    stats = stage_score(store, cfg, round_)
     out.print(f"score: {stats['groups']} groups; mean {fmt_means(stats.get('mean_score', {}))}; "
               f"abstentions {stats['abstained'] or 0}; groups with no signal {(stats.get('flat_share') or 0):.0%}")
+    for name, c in stats.get("scorer_counters", {}).items():
+        out.print(f"  {name}: {_fmt_counters(c)}")
+    if gold is not None:
+        summary = stage_integrity(store, cfg, round_, str(gold))
+        out.print(integrity_table(summary))
+        out.print(f"→ {cfg.run_dir}/tables/integrity, {cfg.run_dir}/summary/integrity-r{round_}.json")
+
+
+def _fmt_counters(c: dict) -> str:
+    endpoint = c.get("endpoint") or {}
+    parts = [f"{k.replace('_', ' ')} {v}" for k, v in c.items() if k != "endpoint"]
+    if endpoint:
+        parts.append("endpoint " + ", ".join(f"{k.replace('_', ' ')} {v:.1f}" if isinstance(v, float)
+                                             else f"{k.replace('_', ' ')} {v}" for k, v in endpoint.items()))
+    return "; ".join(parts)
+
+
+def integrity_table(summary: dict) -> Table:
+    """The integrity summary of :func:`opentao.score.integrity.run_integrity` as a rich table."""
+    def pct(v):
+        return "–" if v is None else f"{v:.0%}"
+
+    def num(v):
+        return "–" if v is None else f"{v:.2f}"
+
+    mla = summary.get("majority_label_accuracy")
+    tbl = Table(title=f"reward integrity, round {summary['round']}: {summary['groups_with_gold']} of "
+                      f"{summary['groups_total']} groups have gold; candidate accuracy "
+                      f"{pct(summary.get('candidate_accuracy'))}; majority-vote label accuracy {pct(mla)}")
+    for col in ("scorer", "best-of-K acc", "random pick", "pass@K", "AUC", "AUC in group", "zero-var groups",
+                "vote label acc", "abstain", "verdict"):
+        tbl.add_column(col)
+    for name, m in summary["scorers"].items():
+        tbl.add_row(name if m["role"] != "guard" else f"{name} (guard)", pct(m["best_of_k"]), pct(m["mean_acc"]),
+                    pct(m["oracle"]), num(m["auc"]), num(m["auc_within"]), pct(m["zero_var"]), pct(m["vote_acc"]),
+                    pct(m["abstain_share"]), m["verdict"])
+    return tbl
 
 
 @app.command()
 def train(config: ConfigOpt = None, set_: SetOpt = None, run_dir: RunDirOpt = None, model: ModelOpt = None,
-          round_: RoundOpt = 1) -> None:
+          round_: RoundOpt = 1, force: ForceOpt = False) -> None:
     """Stage 3: train toward high scorers (rft or dpo, LoRA) and save a merged model folder."""
     from opentao.pipeline import stage_train
 
     cfg = _cfg(config, set_, run_dir=run_dir, model=model)
-    stats = stage_train(_open(cfg, "train"), cfg, round_)
+    stats = stage_train(_open(cfg, "train"), cfg, round_, force=force)
     out.print(f"train: {stats['examples']} examples, {stats['steps']} steps → {stats['model']} "
               f"({stats['parameters']:,} parameters, same as the base)")
 
@@ -118,13 +163,13 @@ def eval_(
 
 @app.command()
 def run(config: Annotated[Path, typer.Argument(help="YAML config")], set_: SetOpt = None,
-        run_dir: RunDirOpt = None) -> None:
+        run_dir: RunDirOpt = None, force: ForceOpt = False) -> None:
     """A whole TAO run (all rounds) from a config; re-running resumes where it stopped."""
     from opentao.pipeline import run_rounds
 
     cfg = _cfg(config, set_, run_dir=run_dir)
     t0 = time.perf_counter()
-    run_rounds(cfg, report=out.print)
+    run_rounds(cfg, report=out.print, force=force)
     out.print(f"done in {time.perf_counter() - t0:.0f} s → {cfg.run_dir}")
     _print_tables(cfg.run_dir)
 

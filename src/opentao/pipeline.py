@@ -92,9 +92,22 @@ def stage_score(store: RunStore, cfg: RunConfig, round_: int) -> dict:
     return run_score(store, cfg.score, round_=round_, db=cfg.db)
 
 
-def stage_train(store: RunStore, cfg: RunConfig, round_: int) -> dict:
+def stage_integrity(store: RunStore, cfg: RunConfig, round_: int, gold: str) -> dict:
+    """Reward integrity of every scorer against gold labels (reported and stored; never used for training)."""
+    from opentao.score.integrity import run_integrity
+
+    types = {spec.get("name") or spec.get("type"): spec.get("type") for spec in cfg.score.scorers}
+    return run_integrity(store, gold, round_=round_, db=cfg.db, scorer_types=types)
+
+
+def stage_train(store: RunStore, cfg: RunConfig, round_: int, *, force: bool = False) -> dict:
+    from opentao.score.integrity import check_integrity
     from opentao.train.stage import run_train
 
+    trained = (store.model_dir(round_) / "config.json").is_file() and store.read_summary(f"train-r{round_}")
+    forced = [] if trained else check_integrity(store, round_, force=force)
+    if forced:
+        log.warning("training round %d although %s failed the integrity check (--force)", round_, ", ".join(forced))
     return run_train(store, cfg.train, model_for_round(store, cfg, round_), round_=round_, dtype=cfg.dtype,
                      device=cfg.device)
 
@@ -120,11 +133,12 @@ def _timed(fn, *args, **kwargs):
     return res
 
 
-def run_rounds(cfg: RunConfig, *, report=print) -> dict:
+def run_rounds(cfg: RunConfig, *, report=print, force: bool = False) -> dict:
     """All stages of ``cfg.rounds`` rounds, then a summary of base vs each round's model.
 
     Each stage's statistics carry ``wall_s``, the seconds this invocation spent in it (a stage that was already
-    done costs ~0 s on a re-run), so ``summary/run.json`` says where the time went.
+    done costs ~0 s on a re-run), so ``summary/run.json`` says where the time went. ``force`` trains even on a
+    scorer whose integrity check (with gold) failed.
     """
     t_start = time.perf_counter()
     store = open_run(cfg, ("generate", "score", "train", "eval"))
@@ -140,7 +154,7 @@ def run_rounds(cfg: RunConfig, *, report=print) -> dict:
         s = _timed(stage_score, store, cfg, r)
         report(f"round {r} score: mean {fmt_means(s.get('mean_score', {}))}; groups with no signal "
                f"{(s.get('flat_share') or 0):.0%}")
-        t = _timed(stage_train, store, cfg, r)
+        t = _timed(stage_train, store, cfg, r, force=force)
         report(f"round {r} train: {t['examples']} examples, {t['steps']} steps, loss {t.get('first_loss')} → "
                f"{t.get('last_loss')}; {t['parameters']:,} parameters (base {t['base_parameters']:,})")
         e = _timed(stage_eval, store, cfg, str(store.model_dir(r)), f"round-{r}", r)

@@ -177,3 +177,40 @@ class EvalResult(Row):
             ("error", pa.string()),
         ]
     )
+
+
+@dataclass
+class Integrity(Row):
+    """One scorer's reward-integrity metrics for one round, against optional gold labels (never trained on).
+
+    See :mod:`opentao.score.integrity` for the definitions; a metric that cannot be computed is None.
+    """
+
+    scorer: str
+    role: str  # scorer | guard | combined
+    groups: int
+    scored_groups: int
+    candidates: int
+    abstain_share: float | None
+    best_of_k: float | None
+    mean_acc: float | None
+    oracle: float | None
+    auc: float | None
+    auc_within: float | None
+    mixed_groups: int
+    zero_var: float | None
+    vote_acc: float | None
+    verdict: str
+    round: int = 0
+
+    METRICS: ClassVar[tuple[str, ...]] = (
+        "role", "groups", "scored_groups", "candidates", "abstain_share", "best_of_k", "mean_acc", "oracle", "auc",
+        "auc_within", "mixed_groups", "zero_var", "vote_acc", "verdict",
+    )
+    SCHEMA: ClassVar[pa.Schema] = pa.schema(
+        [("round", pa.int64()), ("scorer", pa.string()), ("role", pa.string()), ("groups", pa.int64()),
+         ("scored_groups", pa.int64()), ("candidates", pa.int64()), ("abstain_share", pa.float64()),
+         ("best_of_k", pa.float64()), ("mean_acc", pa.float64()), ("oracle", pa.float64()), ("auc", pa.float64()),
+         ("auc_within", pa.float64()), ("mixed_groups", pa.int64()), ("zero_var", pa.float64()),
+         ("vote_acc", pa.float64()), ("verdict", pa.string())]
+    )

@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 
 from opentao.records import Row
 
-TABLES = ("prompts", "candidates", "scores", "train_examples", "eval_results")
+TABLES = ("prompts", "candidates", "scores", "train_examples", "eval_results", "integrity")
 
 
 def _read_umask() -> int:

@@ -7,6 +7,9 @@ Per scorer, scores may first be normalized *within the group* (abstentions left 
 * ``"rank"`` — the average rank of each score scaled to [0, 1] (lowest 0.0, highest 1.0, ties share their
   mean rank; a single score or all-equal scores give 0.5).
 
+A scorer spec may set its own ``normalize:`` (e.g. ``zscore`` for a reward model's unbounded logits next to
+0/1 verifiers), which overrides ``score.normalize`` for that scorer only.
+
 Then each candidate's reward is the weighted mean over the scorers that did not abstain for it:
 ``sum(w * s) / sum(|w|)``. A candidate every scorer abstained on (or only zero-weight scorers rated) gets None.
 """
@@ -66,11 +69,13 @@ def normalize_scores(scores: Sequence[float | None], normalize: str = "none") ->
 
 
 def combine(
-    per_scorer: dict[str, list[float | None]], weights: dict[str, float], normalize: str = "none"
+    per_scorer: dict[str, list[float | None]], weights: dict[str, float], normalize: str = "none",
+    per_scorer_normalize: dict[str, str] | None = None,
 ) -> list[float | None]:
     """Weighted per-candidate combination of several scorers' group scores (module docstring has the rule).
 
-    ``weights`` maps scorer name → weight; a scorer missing from it has weight 1.0.
+    ``weights`` maps scorer name → weight; a scorer missing from it has weight 1.0. ``per_scorer_normalize``
+    maps scorer name → its own normalization (others use ``normalize``).
     """
     if normalize not in NORMALIZATIONS:
         raise TaoError(f"unknown score normalization {normalize!r}; use one of {', '.join(NORMALIZATIONS)}")
@@ -80,7 +85,8 @@ def combine(
     if len(set(lengths.values())) != 1:
         raise TaoError(f"scorers returned different numbers of scores: {lengths}")
     n = next(iter(lengths.values()))
-    normed = {name: normalize_scores(v, normalize) for name, v in per_scorer.items()}
+    own = per_scorer_normalize or {}
+    normed = {name: normalize_scores(v, own.get(name, normalize)) for name, v in per_scorer.items()}
     out: list[float | None] = []
     for i in range(n):
         total = norm = 0.0

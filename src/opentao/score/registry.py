@@ -18,11 +18,15 @@ from opentao.errors import TaoError
 from opentao.records import Candidate, Prompt
 from opentao.score.base import Scorer, import_object
 from opentao.score.combine import NORMALIZATIONS, combine
+from opentao.score.guards import InjectionGuard, LengthPenalty, RelevanceFloor, RepetitionPenalty
+from opentao.score.judge import GroupJudgeScorer, JudgeScorer
+from opentao.score.reward_model import RewardModelScorer
 from opentao.score.rules import CallableScorer, JsonScorer, RegexScorer
 from opentao.score.sql import SqlExecScorer
 from opentao.score.vote import MajorityVoteScorer
 
-__all__ = ["BUILTIN_SCORERS", "RESERVED_NAMES", "build_scorer", "build_scorers", "score_group_all"]
+__all__ = ["BUILTIN_SCORERS", "RESERVED_NAMES", "build_scorer", "build_scorers", "own_normalizations",
+           "score_group_all"]
 
 BUILTIN_SCORERS: dict[str, Callable[..., Any]] = {
     "sql_exec": SqlExecScorer,
@@ -30,6 +34,13 @@ BUILTIN_SCORERS: dict[str, Callable[..., Any]] = {
     "regex": RegexScorer,
     "callable": CallableScorer,
     "json": JsonScorer,
+    "judge": JudgeScorer,
+    "judge_group": GroupJudgeScorer,
+    "reward_model": RewardModelScorer,
+    "length_penalty": LengthPenalty,
+    "repetition_penalty": RepetitionPenalty,
+    "relevance": RelevanceFloor,
+    "injection_guard": InjectionGuard,
 }
 RESERVED_NAMES = {"combined"}  # the score stage stores the combined reward under this name
 
@@ -81,6 +92,9 @@ def build_scorer(spec: dict[str, Any]) -> tuple[Scorer, float]:
     weight = kwargs.pop("weight", 1.0)
     if isinstance(weight, bool) or not isinstance(weight, numbers.Real) or not math.isfinite(float(weight)):
         raise TaoError(f"scorer {kind!r}: 'weight' must be a finite number, got {weight!r}")
+    normalize = kwargs.pop("normalize", None)
+    if normalize is not None and normalize not in NORMALIZATIONS:
+        raise TaoError(f"scorer {kind!r}: unknown normalize {normalize!r}; use one of {', '.join(NORMALIZATIONS)}")
     name = kwargs.pop("name", None)
     if name is not None and (not isinstance(name, str) or not name):
         raise TaoError(f"scorer {kind!r}: 'name' must be a non-empty string, got {name!r}")
@@ -133,6 +147,12 @@ def build_scorers(specs: list[dict[str, Any]]) -> list[tuple[Scorer, float]]:
     return built
 
 
+def own_normalizations(specs: list[dict[str, Any]], built: Sequence[tuple[Scorer, float]]) -> dict[str, str]:
+    """Scorer name → the ``normalize:`` its spec sets (specs and built scorers in the same order)."""
+    return {scorer.name: spec["normalize"] for spec, (scorer, _) in zip(specs, built)
+            if isinstance(spec, dict) and spec.get("normalize") is not None}
+
+
 def _validate(name: str, values: Any, n: int) -> list[float | None]:
     if not isinstance(values, (list, tuple)):
         raise TaoError(f"scorer {name!r} returned {type(values).__name__}, not a list of {n} scores")
@@ -154,8 +174,9 @@ def score_group_all(
     prompt: Prompt,
     candidates: list[Candidate],
     normalize: str = "none",
+    per_scorer_normalize: dict[str, str] | None = None,
 ) -> tuple[dict[str, list[float | None]], list[float | None]]:
-    """Run every scorer on one group: ``({scorer name: scores}, combined scores)``."""
+    """Run every scorer on one group: ``({scorer name: scores}, combined scores)``; stored scores stay raw."""
     if normalize not in NORMALIZATIONS:
         raise TaoError(f"unknown score normalization {normalize!r}; use one of {', '.join(NORMALIZATIONS)}")
     per_scorer: dict[str, list[float | None]] = {}
@@ -173,4 +194,4 @@ def score_group_all(
         weights[scorer.name] = weight
     if not per_scorer:
         return per_scorer, [None] * len(candidates)
-    return per_scorer, combine(per_scorer, weights, normalize)
+    return per_scorer, combine(per_scorer, weights, normalize, per_scorer_normalize)

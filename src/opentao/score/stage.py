@@ -15,7 +15,7 @@ from opentao.errors import TaoError
 from opentao.generate.stage import chunks
 from opentao.progress import progress_bar
 from opentao.records import Candidate, Prompt, Score
-from opentao.score.registry import build_scorers, score_group_all
+from opentao.score.registry import build_scorers, own_normalizations, score_group_all
 from opentao.store import RunStore
 
 SQL_SCORERS = {"sql_exec", "majority_vote"}
@@ -40,7 +40,9 @@ def with_default_db(specs: list[dict[str, Any]], db: str | None) -> list[dict[st
 def run_score(store: RunStore, cfg: ScoreConfig, *, round_: int = 0, db: str | None = None) -> dict:
     if not cfg.scorers:
         raise TaoError("no scorers configured: add at least one under score.scorers")
-    scorers = build_scorers(with_default_db(cfg.scorers, db))
+    specs = with_default_db(cfg.scorers, db)
+    scorers = build_scorers(specs)
+    own_norm = own_normalizations(specs, scorers)
     prompts = {r["prompt_id"]: Prompt.from_row(r) for r in store.read("prompts", round_)}
     groups: dict[str, list[Candidate]] = defaultdict(list)
     for row in store.read("candidates", round_):
@@ -56,7 +58,8 @@ def run_score(store: RunStore, cfg: ScoreConfig, *, round_: int = 0, db: str | N
             rows: list[Score] = []
             for pid in part:
                 cands = sorted(groups[pid], key=lambda c: c.candidate_id)
-                per_scorer, combined = score_group_all(scorers, prompts[pid], cands, normalize=cfg.normalize)
+                per_scorer, combined = score_group_all(scorers, prompts[pid], cands, normalize=cfg.normalize,
+                                                     per_scorer_normalize=own_norm)
                 for name, values in [*per_scorer.items(), ("combined", combined)]:
                     for cand, value in zip(cands, values):
                         if value is None:
@@ -65,8 +68,21 @@ def run_score(store: RunStore, cfg: ScoreConfig, *, round_: int = 0, db: str | N
                 advance(1)
             store.write_part("scores", f"r{round_}-{idx:05d}", rows, Score.SCHEMA)
     stats["abstained"] = dict(stats["abstained"])
+    stats["scorer_counters"] = scorer_counters(scorers)
     stats.update(score_summary(store, round_))
+    store.write_summary(f"score-r{round_}", stats)
     return stats
+
+
+def scorer_counters(scorers_with_weights) -> dict[str, dict]:
+    """Counters of the scorers that keep any (judges: endpoint requests, retries, errors, tokens, unparsable
+    replies, flagged injections), for this invocation of the stage."""
+    out = {}
+    for scorer, _ in scorers_with_weights:
+        counters = getattr(scorer, "counters", None)
+        if callable(counters):
+            out[scorer.name] = counters()
+    return out
 
 
 def score_summary(store: RunStore, round_: int) -> dict:
