@@ -177,7 +177,7 @@ def fmt_means(means: dict) -> str:
 
 
 def quickstart_config(run_dir: str, task_dir: Path, overrides: list[str] | None = None) -> RunConfig:
-    """The quickstart: text-to-SQL on the real Chinook database, sized to finish in ≤ 15 min on 2 CPU cores."""
+    """The quickstart: text-to-SQL on the real Chinook database, aimed at ≤ 15 min on 2 CPU cores (measured: docs/quickstart.md)."""
     from opentao.config import load_config
 
     cfg_path = Path(__file__).parent / "configs" / "quickstart.yaml"

@@ -79,7 +79,7 @@ def train_model(
         per_device_train_batch_size=cfg.batch_size,
         gradient_accumulation_steps=cfg.grad_accum,
         max_length=cfg.max_length,
-        logging_steps=5,
+        logging_steps=1,  # every step: first → last loss is then a real trend even on a short run
         save_steps=cfg.save_steps,
         save_total_limit=1,
         report_to="none",
