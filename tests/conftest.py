@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from pathlib import Path
 
 import pytest
-import torch
 
 REPO = Path(__file__).resolve().parents[1]
 # One cache for the whole test session (the bundled model is converted at most once per machine).
@@ -30,22 +28,14 @@ def bundled_tokenizer_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def tiny_model_dir(tmp_path_factory, bundled_tokenizer_dir) -> Path:
-    """A 2-layer random Llama with the real tokenizer, saved as an HF folder (~1.6M parameters)."""
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+def tiny_model_dir(tmp_path_factory) -> Path:
+    """A 2-layer random Llama with the real tokenizer, saved as an HF folder (~1.6M parameters, seed 0).
 
-    tok = AutoTokenizer.from_pretrained(bundled_tokenizer_dir)
-    cfg = LlamaConfig(
-        vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=2, max_position_embeddings=2048, tie_word_embeddings=True,
-        bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
-    )
-    torch.manual_seed(0)
-    model = LlamaForCausalLM(cfg).to(torch.bfloat16)
-    out = tmp_path_factory.mktemp("tiny-llama")
-    model.save_pretrained(out)
-    shutil.copytree(bundled_tokenizer_dir, out, dirs_exist_ok=True)
-    return out
+    The same builder serves the load test, the flywheel demo and CI (``opentao.serve.testing``).
+    """
+    from opentao.serve.testing import tiny_random_llama
+
+    return tiny_random_llama(tmp_path_factory.mktemp("tiny-llama"))
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> Path:
