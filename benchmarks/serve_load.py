@@ -16,7 +16,6 @@ import os
 import platform
 import re
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -49,13 +48,11 @@ def main() -> None:
     args = ap.parse_args()
 
     from opentao.serve.log import read_rows
-    from opentao.serve.testing import tiny_random_llama
+    from opentao.serve.testing import free_port, tiny_random_llama
 
     work = Path(tempfile.mkdtemp(prefix="serve-load-"))
     model = args.model or str(tiny_random_llama(work / "tiny-llama"))
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     serve_dir = work / "serve"
     proc = subprocess.Popen([*TAO, "serve", "--model", model, "--dir", str(serve_dir), "--port", str(port),
                              "--max-batch", str(args.max_batch)], stdout=subprocess.DEVNULL,

@@ -197,8 +197,3 @@ def serve_model(model_dir: str | Path | None, **opts: Any) -> Iterator[Served]:
             batcher.close()
 
 
-def free_port() -> int:
-    """A port on 127.0.0.1 that nothing listens on (for 'endpoint down' tests)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]

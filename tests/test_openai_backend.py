@@ -8,7 +8,8 @@ import pytest
 
 from opentao.generate.hf import Generator, GenRequest
 from opentao.generate.openai_api import EndpointError, OpenAIBackend
-from tests.openai_server import free_port, serve_model
+from opentao.serve.testing import free_port
+from tests.openai_server import serve_model
 
 MSG = [{"role": "user", "content": "Say something."}]
 

@@ -17,10 +17,11 @@ from opentao.config import ScoreConfig
 from opentao.errors import TaoError
 from opentao.records import Candidate, Prompt
 from opentao.score.stage import run_score
+from opentao.serve.testing import free_port
 from opentao.store import RunStore
 from tests.conftest import write_jsonl
 from tests.judge_stub import reply as stub_reply
-from tests.openai_server import free_port, serve_model
+from tests.openai_server import serve_model
 
 TAO = [sys.executable, "-c", "from opentao.cli import main; main()"]
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -15,14 +14,9 @@ import httpx
 import openai
 
 from opentao.serve.log import decode_segment, read_rows
+from opentao.serve.testing import free_port
 
 TAO = [sys.executable, "-c", "from opentao.cli import main; main()"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start_server(model: Path, serve_dir: Path, port: int, log_path: Path) -> subprocess.Popen:

@@ -20,6 +20,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port on ``host`` that nothing listens on right now (for a server subprocess, or 'endpoint down' tests)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
 @contextmanager
 def serve_in_thread(app, *, host: str = "127.0.0.1", startup_timeout_s: float = 120.0,
                     log_level: str = "warning") -> Iterator[str]:
