@@ -143,3 +143,38 @@ def test_stop_strings_end_generation(tiny_model_dir):
     stop = free.text[len(free.text) // 2]  # a character the greedy output is known to contain by mid-way
     cut = gen.generate([GenRequest([{"role": "user", "content": "x"}], 0.0, 30, stop=(stop,))])[0]
     assert stop in cut.text and cut.num_tokens < free.num_tokens, (free.text, cut.text)
+
+
+def test_compact_fused_head_on_cpu_matches_trl_default(tiny_model_dir):
+    """Scoring only the labelled positions on CPU (our TRL switch) gives the same loss and gradients."""
+    import torch
+    import trl.trainer.utils as trl_utils
+    from trl.trainer.utils import add_fused_lm_head
+
+    from opentao.train.trainer import score_only_labelled_tokens_on_cpu
+
+    torch.manual_seed(0)
+    ids = torch.randint(0, 200, (2, 24))
+    labels = ids.clone()
+    labels[:, :18] = -100  # prompt tokens carry no loss, as with completion_only_loss
+
+    def loss_and_grad():
+        model, _ = load_model(str(tiny_model_dir), dtype="float32")
+        add_fused_lm_head(model, outputs=("log_probs", "entropy", "is_top1"))
+        out = model(input_ids=ids, labels=labels, fused_lm_head=True)
+        out.loss.backward()
+        return out.loss.detach(), model.model.layers[0].self_attn.q_proj.weight.grad.clone()
+
+    before = trl_utils._use_triton  # an earlier train_model call may have switched it already
+    original = getattr(before, "_opentao_original", before)
+    assert not original(torch.device("cpu"))
+    trl_utils._use_triton = original
+    try:
+        full_loss, full_grad = loss_and_grad()
+        assert score_only_labelled_tokens_on_cpu() and score_only_labelled_tokens_on_cpu()  # idempotent
+        assert trl_utils._use_triton(torch.device("cpu"))
+        compact_loss, compact_grad = loss_and_grad()
+    finally:
+        trl_utils._use_triton = before
+    assert torch.allclose(full_loss, compact_loss, atol=1e-5)
+    assert torch.allclose(full_grad, compact_grad, atol=1e-5)
