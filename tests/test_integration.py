@@ -26,10 +26,12 @@ def test_whole_round_on_bundled_model(tmp_path, sql_task):
     assert all(set(row) == {"id", "messages"} for row in train), "TAO's prompts carry no labels"
     prompts = tmp_path / "prompts.jsonl"
     prompts.write_text("".join(json.dumps(r) + "\n" for r in train))
+    # k=4 at temperature 0.3 (the quickstart's setting): with k=2 at the default temperatures, a run on one torch
+    # thread once had no candidate pass the reward, and so nothing to train on.
     cfg = load_config(
         None,
         [
-            "generate.k=2", "generate.max_new_tokens=48", "generate.prompts_per_part=4", "generate.extract=sql",
+            "generate.k=4", "generate.temperatures=[0.3]", "generate.max_new_tokens=48", "generate.prompts_per_part=4", "generate.extract=sql",
             "score.scorers=[{type: sql_exec}, {type: majority_vote, mode: sql_result, min_votes: 1}]",
             "train.threshold=0.5", "train.max_steps=2", "train.batch_size=4", "train.save_steps=1",
             "eval.max_examples=8", "eval.max_new_tokens=48",
@@ -40,8 +42,8 @@ def test_whole_round_on_bundled_model(tmp_path, sql_task):
     res = run_rounds(cfg, report=lambda *_: None)
     store = RunStore(tmp_path / "run")
     counts = store.counts()
-    assert counts["prompts"] == 8 and counts["candidates"] == 16
-    assert counts["scores"] == 16 * 3  # sql_exec, majority_vote, combined
+    assert counts["prompts"] == 8 and counts["candidates"] == 32
+    assert counts["scores"] == 32 * 3  # sql_exec, majority_vote, combined
     assert counts["train_examples"] >= 1
     assert counts["eval_results"] == 16  # base + round 1, 8 each
     r1 = res["rounds"][0]
