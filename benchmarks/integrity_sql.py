@@ -3,13 +3,12 @@
 Held-out Chinook questions (``test.jsonl`` stripped of its gold SQL) are the prompts; the bundled
 SmolLM2-135M-Instruct samples K candidates per question; five rewards score them without labels — the SQL
 verifier, the majority vote over result sets, the pointwise judge and the group judge (both the same bundled
-model, served over HTTP by the test-only loopback server and reached through the official ``openai`` client),
+model, served by the real gateway, ``opentao.serve.create_app`` on loopback, and reached through the official
+``openai`` client),
 and their combination. ``tao score --gold test.jsonl`` then reports each reward's integrity. Writes
 ``benchmarks/results/integrity_sql.json``.
 
     .venv/bin/python benchmarks/integrity_sql.py --prompts 24 --k 4     # ~10 min on 2 shared cores
-
-The loopback server lives in ``tests/openai_server.py`` until ``tao serve`` lands.
 """
 
 from __future__ import annotations
@@ -42,7 +41,8 @@ def main() -> None:
     from opentao.models import resolve_model
     from opentao.paths import cache_dir
     from opentao.pipeline import prepare_sql_task
-    from tests.openai_server import serve_model
+    from opentao.serve.app import ServeSettings, create_app
+    from opentao.serve.testing import serve_in_thread
 
     task = cache_dir() / "tasks" / "chinook-sql"
     prepare_sql_task(task)
@@ -52,8 +52,9 @@ def main() -> None:
     prompts.write_text("".join(json.dumps({"id": r["id"], "messages": r["messages"]}) + "\n"
                                for r in rows[: args.prompts]))
     t0 = time.perf_counter()
-    with serve_model(resolve_model("bundled"), model_name="smollm2-135m", dtype="bf16", batch_size=8) as srv:
-        judge = {"base_url": srv.base_url, "model": "smollm2-135m", "rubric": RUBRIC, "concurrency": 4,
+    settings = ServeSettings(served_name="smollm2-135m", max_batch=8, dtype="bf16")
+    with serve_in_thread(create_app(resolve_model("bundled"), settings=settings)) as url:
+        judge = {"base_url": url + "/v1", "model": "smollm2-135m", "rubric": RUBRIC, "concurrency": 4,
                  "timeout_s": 300}
         cfg = args.run_dir / "integrity.yaml"
         cfg.write_text("\n".join([
@@ -78,7 +79,7 @@ def main() -> None:
     score_stats = json.loads((args.run_dir / "summary" / "score-r1.json").read_text())
     out = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "prompts": args.prompts, "k": args.k,
            "seconds_generate": round(t_gen, 1), "seconds_total": round(time.perf_counter() - t0, 1),
-           "judge_model": "bundled SmolLM2-135M-Instruct over HTTP (tests/openai_server.py, openai client)",
+           "judge_model": "bundled SmolLM2-135M-Instruct over HTTP (opentao.serve gateway, openai client)",
            "integrity": summary, "score_stats": score_stats, "score_stdout": res.stdout}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=2) + "\n")
