@@ -159,3 +159,25 @@ def test_openai_backend_through_the_gateway_matches_the_local_model(tiny_model_d
     assert remote_backend.stats.calls == 3 and remote_backend.stats.completion_tokens == 3  # one token each
     assert all(s is None or 0.0 <= s <= 1.0 for s in scores)
     assert judge.counters()["judge_requests"] == 2 and judge.counters()["endpoint"]["errors"] == 0
+
+
+def test_openai_backend_reads_odd_logprob_replies_as_nothing(monkeypatch):
+    """What a server sends is untrusted: a missing or odd ``logprobs`` field reads as [] (the judge abstains)."""
+    from types import SimpleNamespace as NS
+
+    from opentao.generate.openai_api import OpenAIBackend
+
+    def reply(logprobs):
+        return NS(usage=None, choices=[NS(message=NS(content="x"), logprobs=logprobs)])
+
+    replies = iter([
+        reply(None), reply(NS(content=None)), reply(NS(content=[])), reply(NS(content="junk")),
+        reply(NS(content=[NS(token="No", logprob=-0.2, top_logprobs=None)])),
+        reply(NS(content=[NS(token=" yes", logprob=-0.1, top_logprobs=[NS(token=" yes", logprob=-0.1), NS()])])),
+    ])
+    b = OpenAIBackend("http://127.0.0.1:9/v1", model="m", concurrency=1)
+    monkeypatch.setattr(b, "client", NS(chat=NS(completions=NS(create=lambda **kw: next(replies)))))
+    got = b.next_token_logprobs([REQS[0]] * 6, 5)
+    assert got == [[], [], [], [], [("No", -0.2)], [(" yes", -0.1), (None, None)]]
+    assert LogprobJudgeScorer(backend=_Odd(got)).score_group(PROMPT, _cands(list("abcdef"))) == \
+        [None, None, None, None, 0.0, 1.0]

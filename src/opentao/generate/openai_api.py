@@ -7,12 +7,13 @@ SGLang, a hosted API, ``tao serve``) as a generator *or* as the model behind a j
 * ``try_generate(requests)`` is what judges use: a request that still fails after its retries (429, 5xx,
   timeout, an empty reply) gives ``None`` — the judge abstains on that candidate — and is counted in
   :attr:`stats`; so does a request the server rejects (400/422, e.g. longer than its context), without
-  retries.
-* ``next_token_logprobs(requests, top_k)`` (the logprob judge): one token per request with ``logprobs: true,
-  top_logprobs: top_k, max_tokens: 1``; the reply's ``(token, logprob)`` alternatives, ``[]`` when the server
-  sent none, ``None`` when the request failed — with the same retries and error policy as ``try_generate``. What no retry can fix raises at once: an unreachable endpoint, a wrong key (401/403), an unknown
+  retries. What no retry can fix raises at once: an unreachable endpoint, a wrong key (401/403), an unknown
   model (404); so does a run of ``max_consecutive_failures`` failed
   requests in a row (a circuit breaker: a broken endpoint must not silently turn a run into abstentions).
+* ``next_token_logprobs(requests, top_k)`` is what the logprob judge uses: one token per request with
+  ``logprobs: true, top_logprobs: top_k, max_tokens: 1``; the reply's ``(token, logprob)`` alternatives, ``[]``
+  when the server sent none, ``None`` when the request failed — same retries and error policy as
+  ``try_generate``.
 
 Requests run ``concurrency`` at a time in threads. Retries are ours (the client's own are switched off, so
 they can be counted): exponential backoff with full jitter (AWS architecture blog, "Exponential Backoff And
@@ -201,13 +202,16 @@ class OpenAIBackend:
 
     def _call_logprobs(self, req: GenRequest, top_k: int) -> list[tuple[str, float]]:
         resp = self._create(req, logprobs=True, top_logprobs=top_k, max_tokens=1)
-        content = getattr(resp.choices[0].logprobs, "content", None) or []
-        if not content:
-            return []  # the endpoint ignored logprobs: nothing to read (the judge counts and abstains)
-        first = content[0]
-        pairs = [(a.token, a.logprob) for a in (first.top_logprobs or [])]
-        if first.token not in {t for t, _ in pairs}:
-            pairs.append((first.token, first.logprob))  # the chosen token, when it is not among the top k
+        try:  # the reply is untrusted: an odd shape reads as "no logprobs", never as an exception
+            content = getattr(resp.choices[0].logprobs, "content", None) or []
+            if not content:
+                return []  # the endpoint ignored logprobs: nothing to read (the judge counts and abstains)
+            first = content[0]
+            pairs = [(getattr(a, "token", None), getattr(a, "logprob", None)) for a in (first.top_logprobs or [])]
+            if first.token not in {t for t, _ in pairs}:
+                pairs.append((first.token, first.logprob))  # the chosen token, when it is not among the top k
+        except (AttributeError, TypeError, IndexError):
+            return []
         return pairs
 
     def complete(self, req: GenRequest) -> GenOutput:
