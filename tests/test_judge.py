@@ -18,7 +18,7 @@ from opentao.score.guards import (
     RepetitionPenalty,
     detect_injection,
 )
-from opentao.score.judge import GroupJudgeScorer, JudgeScorer
+from opentao.score.judge import GroupJudgeScorer, JudgeScorer, LogprobJudgeScorer
 from opentao.score.llm import make_backend, parse_group_scores, parse_score, quote
 from opentao.score.registry import build_scorer, build_scorers, score_group_all
 from tests.judge_stub import StubBackend, stub_score
@@ -217,11 +217,11 @@ def test_injection_corpus_is_varied():
     assert {"en", "fr", "es", "de", "zh"} <= {r["lang"] for r in rows}
 
 
-@pytest.mark.parametrize("kind", ["judge", "judge_group"])
+@pytest.mark.parametrize("kind", ["judge", "judge_group", "judge_logprob"])
 def test_injection_never_gains_over_clean(kind):
     """Over the committed corpus, with a judge that *is* fooled by injections: the guard removes every gain."""
     rows = _corpus()
-    cls = JudgeScorer if kind == "judge" else GroupJudgeScorer
+    cls = {"judge": JudgeScorer, "judge_group": GroupJudgeScorer, "judge_logprob": LogprobJudgeScorer}[kind]
 
     def gains(guard: bool) -> list[float]:
         out = []
@@ -246,11 +246,12 @@ def test_registry_builds_judges_and_guards_from_specs():
     built = build_scorers([
         {"type": "judge", "backend": "tests.judge_stub:make_stub"},
         {"type": "judge_group", "backend": "tests.judge_stub:make_stub", "max_group": 4},
+        {"type": "judge_logprob", "backend": "tests.judge_stub:make_stub", "top_logprobs": 5},
         {"type": "length_penalty", "max_length": 200, "weight": 0.5},
         {"type": "repetition_penalty"}, {"type": "relevance"}, {"type": "injection_guard"},
     ])
-    assert [s.name for s, _ in built] == ["judge", "judge_group", "length_penalty", "repetition_penalty",
-                                          "relevance", "injection_guard"]
+    assert [s.name for s, _ in built] == ["judge", "judge_group", "judge_logprob", "length_penalty",
+                                          "repetition_penalty", "relevance", "injection_guard"]
     per, combined = score_group_all(built, _prompt(), _cands(["Rock artists", "zzz"]))
     assert combined[0] > combined[1]
 
@@ -261,6 +262,10 @@ def test_registry_builds_judges_and_guards_from_specs():
     ({"type": "judge", "backend": "carrier-pigeon"}, "unknown judge backend"),
     ({"type": "judge_group", "backend": "tests.judge_stub:make_stub", "max_group": 1}, "max_group"),
     ({"type": "judge", "backend": "tests.judge_stub:make_stub", "lo": 5, "hi": 1}, "hi > lo"),
+    ({"type": "judge_logprob"}, "needs 'base_url'"),
+    ({"type": "judge_logprob", "backend": "tests.judge_stub:make_stub", "top_logprobs": 0}, "from 1 to 20"),
+    ({"type": "judge_logprob", "backend": "tests.judge_stub:make_stub", "top_logprobs": 21}, "from 1 to 20"),
+    ({"type": "judge_logprob", "backend": "tests.judge_stub:make_stub", "lo": 1}, "'lo'"),
 ])
 def test_bad_judge_specs(spec, needle):
     with pytest.raises(TaoError, match=needle):

@@ -1,4 +1,5 @@
-"""The ``openai`` backend over real HTTP: the official client against the loopback test server."""
+"""The ``openai`` backend over real HTTP: the official client against the real gateway on loopback, with faults
+injected by a test middleware (``tests/endpoint_faults.py``)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 from opentao.generate.hf import Generator, GenRequest
 from opentao.generate.openai_api import EndpointError, OpenAIBackend
 from opentao.serve.testing import free_port
-from tests.openai_server import serve_model
+from tests.endpoint_faults import serve_model
 
 MSG = [{"role": "user", "content": "Say something."}]
 

@@ -1,4 +1,5 @@
-"""The score stage with judges behind a real HTTP endpoint (loopback test server + the official openai client):
+"""The score stage with judges behind a real HTTP endpoint (the gateway on loopback with a stub model and a fault
+middleware, ``tests/endpoint_faults.py``, reached through the official openai client):
 bad endpoints, counters in the stage summary, kill/resume without re-calling the endpoint, `tao score --gold`."""
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from opentao.serve.testing import free_port
 from opentao.store import RunStore
 from tests.conftest import write_jsonl
 from tests.judge_stub import reply as stub_reply
-from tests.openai_server import serve_model
+from tests.judge_stub import yes_no_logprobs
+from tests.endpoint_faults import serve_model
 
 TAO = [sys.executable, "-c", "from opentao.cli import main; main()"]
 
@@ -53,6 +55,31 @@ def test_stage_counts_retries_and_tokens(tmp_path):
     scores = {r["candidate_id"]: r["score"] for r in store.read("scores", 1) if r["scorer"] == "judge"}
     assert all(scores[f"q{i}#0"] > scores[f"q{i}#1"] for i in range(3))
     assert store.read_summary("score-r1")["scorer_counters"]["judge"]["endpoint"]["retries"] == 2
+
+
+def test_logprob_judge_over_http_retries_and_reads_probabilities(tmp_path):
+    from opentao.score.judge import YES_NO_QUESTION
+
+    store = _run_with_candidates(tmp_path / "run", 3)
+    with serve_model(None, reply=stub_reply, logprobs=yes_no_logprobs, fail_first=1, fail_status=503) as srv:
+        spec = _judge(srv.base_url, type="judge_logprob", concurrency=1, top_logprobs=5)
+        stats = run_score(store, ScoreConfig(scorers=[spec]), round_=1)
+        asked = [e["messages"][-1]["content"] for e in srv.state.log]
+    c = stats["scorer_counters"]["judge_logprob"]
+    assert c["judge_requests"] == 6 and c["no_yes_no"] == 0 and c["no_logprobs"] == 0
+    assert c["endpoint"]["retries"] == 1 and c["endpoint"]["calls"] == 7 and c["endpoint"]["errors"] == 0
+    assert len(asked) == 7 and all(a.endswith(YES_NO_QUESTION) for a in asked)
+    scores = {r["candidate_id"]: r["score"] for r in store.read("scores", 1) if r["scorer"] == "judge_logprob"}
+    assert all(0 <= v <= 1 for v in scores.values()) and all(scores[f"q{i}#0"] > scores[f"q{i}#1"] for i in range(3))
+
+
+def test_logprob_judge_against_a_server_without_logprobs_abstains_without_retries(tmp_path):
+    store = _run_with_candidates(tmp_path / "run", 2)
+    with serve_model(None, reply=stub_reply) as srv:  # no logprobs knob: the gateway answers 400
+        stats = run_score(store, ScoreConfig(scorers=[_judge(srv.base_url, type="judge_logprob")]), round_=1)
+    c = stats["scorer_counters"]["judge_logprob"]
+    assert stats["abstained"]["judge_logprob"] == 4 and c["endpoint_failures"] == 4
+    assert c["endpoint"]["retries"] == 0 and c["endpoint"]["calls"] == 4
 
 
 def test_garbage_judge_abstains_and_is_counted(tmp_path):
@@ -119,7 +146,7 @@ def test_tao_score_gold_end_to_end(tmp_path, tiny_model_dir):
     prompts = write_jsonl(tmp_path / "p.jsonl", [{"id": f"q{i}", "prompt": f"Say a word about rock {i}."}
                                                  for i in range(4)])
     run = tmp_path / "run"
-    with serve_model(None, reply=stub_reply, fail_first=1, fail_status=503) as srv:
+    with serve_model(None, reply=stub_reply, logprobs=yes_no_logprobs, fail_first=1, fail_status=503) as srv:
         cfg = tmp_path / "c.yaml"
         cfg.write_text("\n".join([
             f"run_dir: {run}", f"model: {tiny_model_dir}", f"prompts: {prompts}",
@@ -127,6 +154,7 @@ def test_tao_score_gold_end_to_end(tmp_path, tiny_model_dir):
             "score:", "  scorers:",
             f"    - {json.dumps(_judge(srv.base_url))}",
             f"    - {json.dumps({**_judge(srv.base_url), 'type': 'judge_group'})}",
+            f"    - {json.dumps({**_judge(srv.base_url), 'type': 'judge_logprob'})}",
             "    - {type: majority_vote, min_votes: 1}",
             "    - {type: length_penalty, max_length: 200}",
         ]) + "\n")
@@ -143,7 +171,7 @@ def test_tao_score_gold_end_to_end(tmp_path, tiny_model_dir):
     assert "reward integrity" in res.stdout and "best-of-K acc" in res.stdout, res.stdout
     assert "retries 1" in res.stdout  # endpoint counters shown in the stage summary
     rows = {r["scorer"]: r for r in store.read("integrity", 1)}
-    assert set(rows) == {"judge", "judge_group", "majority_vote", "length_penalty", "combined"}
+    assert set(rows) == {"judge", "judge_group", "judge_logprob", "majority_vote", "length_penalty", "combined"}
     assert rows["length_penalty"]["role"] == "guard" and rows["combined"]["role"] == "combined"
     assert all(r["groups"] == 4 and r["oracle"] == 1.0 for r in rows.values())
     summary = json.loads((run / "summary" / "integrity-r1.json").read_text())

@@ -10,6 +10,10 @@ SGLang, a hosted API, ``tao serve``) as a generator *or* as the model behind a j
   retries. What no retry can fix raises at once: an unreachable endpoint, a wrong key (401/403), an unknown
   model (404); so does a run of ``max_consecutive_failures`` failed
   requests in a row (a circuit breaker: a broken endpoint must not silently turn a run into abstentions).
+* ``next_token_logprobs(requests, top_k)`` is what the logprob judge uses: one token per request with
+  ``logprobs: true, top_logprobs: top_k, max_tokens: 1``; the reply's ``(token, logprob)`` alternatives, ``[]``
+  when the server sent none, ``None`` when the request failed — same retries and error policy as
+  ``try_generate``.
 
 Requests run ``concurrency`` at a time in threads. Retries are ours (the client's own are switched off, so
 they can be counted): exponential backoff with full jitter (AWS architecture blog, "Exponential Backoff And
@@ -164,7 +168,8 @@ class OpenAIBackend:
         return self._model
 
     # --- one request ----------------------------------------------------------------------------------
-    def _call(self, req: GenRequest) -> GenOutput:
+    def _create(self, req: GenRequest, **extra):
+        """One HTTP attempt; counts the call, its latency and the tokens the server reports."""
         kwargs = dict(model=self.model, messages=req.messages, temperature=req.temperature,
                       max_tokens=req.max_new_tokens)
         if req.stop:
@@ -174,6 +179,7 @@ class OpenAIBackend:
         seed = self.seed if self.seed is not None else req.seed
         if seed is not None:
             kwargs["seed"] = seed
+        kwargs.update(extra)
         t0 = time.perf_counter()
         try:
             resp = self.client.chat.completions.create(**kwargs)
@@ -182,19 +188,43 @@ class OpenAIBackend:
         usage = getattr(resp, "usage", None)
         if usage is not None:
             self._count(prompt_tokens=usage.prompt_tokens or 0, completion_tokens=usage.completion_tokens or 0)
-        if not resp.choices or resp.choices[0].message is None or resp.choices[0].message.content is None:
+        if not resp.choices or resp.choices[0].message is None:
+            raise _EmptyReply("the endpoint returned no choice")
+        return resp
+
+    def _call(self, req: GenRequest) -> GenOutput:
+        resp = self._create(req)
+        if resp.choices[0].message.content is None:
             raise _EmptyReply("the endpoint returned no message content")
-        text = resp.choices[0].message.content
+        usage = getattr(resp, "usage", None)
         n = usage.completion_tokens if usage is not None and usage.completion_tokens is not None else 0
-        return GenOutput(text, int(n))
+        return GenOutput(resp.choices[0].message.content, int(n))
+
+    def _call_logprobs(self, req: GenRequest, top_k: int) -> list[tuple[str, float]]:
+        resp = self._create(req, logprobs=True, top_logprobs=top_k, max_tokens=1)
+        try:  # the reply is untrusted: an odd shape reads as "no logprobs", never as an exception
+            content = getattr(resp.choices[0].logprobs, "content", None) or []
+            if not content:
+                return []  # the endpoint ignored logprobs: nothing to read (the judge counts and abstains)
+            first = content[0]
+            pairs = [(getattr(a, "token", None), getattr(a, "logprob", None)) for a in (first.top_logprobs or [])]
+            if first.token not in {t for t, _ in pairs}:
+                pairs.append((first.token, first.logprob))  # the chosen token, when it is not among the top k
+        except (AttributeError, TypeError, IndexError):
+            return []
+        return pairs
 
     def complete(self, req: GenRequest) -> GenOutput:
         """One request with retries. Raises :class:`EndpointError` when it fails for good."""
+        return self._attempts(lambda: self._call(req))
+
+    def _attempts(self, call):
+        """``call()`` (one HTTP attempt) with the retry and error policy of the module docstring."""
         self._count(requests=1)
         last: Exception | None = None
         for attempt in range(self.max_retries + 1):
             try:
-                out = self._call(req)
+                out = call()
             except (self._openai.OpenAIError, _EmptyReply) as exc:
                 last = exc
                 if isinstance(exc, (self._openai.BadRequestError, self._openai.UnprocessableEntityError)):
@@ -225,10 +255,12 @@ class OpenAIBackend:
         raise _GaveUp(f"endpoint {self.base_url}: gave up on a request ({what})")
 
     # --- many requests --------------------------------------------------------------------------------
-    def _map(self, requests: list[GenRequest], strict: bool) -> list[GenOutput | None]:
-        def one(req: GenRequest) -> GenOutput | None:
+    def _map(self, requests: list[GenRequest], strict: bool, call=None) -> list:
+        call = call or self._call
+
+        def one(req: GenRequest):
             try:
-                return self.complete(req)
+                return self._attempts(lambda: call(req))
             except _GaveUp as exc:
                 if strict:
                     raise EndpointError(str(exc)) from exc
@@ -254,6 +286,10 @@ class OpenAIBackend:
     def try_generate(self, requests: list[GenRequest]) -> list[GenOutput | None]:
         """For judges: None where a request failed for good (counted in ``stats.errors``)."""
         return self._map(requests, strict=False)
+
+    def next_token_logprobs(self, requests: list[GenRequest], top_k: int) -> list[list[tuple[str, float]] | None]:
+        """For the logprob judge: each request's first-token alternatives (module docstring); None = failed."""
+        return self._map(requests, strict=False, call=lambda req: self._call_logprobs(req, top_k))
 
     def __repr__(self) -> str:
         return f"OpenAIBackend(base_url={self.base_url!r}, model={self._model!r})"

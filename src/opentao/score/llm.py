@@ -1,7 +1,9 @@
 """What LLM judges share: the model behind them, candidates quoted as data, and parsing what the judge says.
 
 **Backends.** A judge asks a *chat backend* — any object with ``try_generate(list[GenRequest]) ->
-list[GenOutput | None]`` (None = that request failed; the judge abstains) — built by :func:`make_backend`:
+list[GenOutput | None]`` (None = that request failed; the judge abstains) — built by :func:`make_backend`. The
+logprob judge needs ``next_token_logprobs(list[GenRequest], top_k) -> list[list[(token, logprob)] | None]``
+instead (both built-in backends have both):
 
 * ``"openai"`` — :class:`~opentao.generate.openai_api.OpenAIBackend` (``base_url``, ``model``, ``api_key_env``,
   ``concurrency``, ``timeout_s``, ``max_retries``, ...);
@@ -64,6 +66,13 @@ class LocalBackend:
         self.completion_tokens += sum(o.num_tokens for o in outs)
         return list(outs)
 
+    def next_token_logprobs(self, requests: list[GenRequest], top_k: int) -> list[list[tuple[str, float]] | None]:
+        """The next-token distribution after each prompt straight from the model: one batched forward pass,
+        log-softmax of the last position, the ``top_k`` most likely tokens (no generation)."""
+        outs = self._generator().next_token_logprobs(requests, top_k) if requests else []
+        self.requests += len(requests)
+        return list(outs)
+
     def counters(self) -> dict[str, int]:
         return {"requests": self.requests, "completion_tokens": self.completion_tokens}
 
@@ -73,12 +82,13 @@ _OPENAI_OPTIONS = ("base_url", "model", "api_key_env", "concurrency", "timeout_s
 _HF_OPTIONS = ("model", "batch_size", "dtype", "device")
 
 
-def make_backend(backend: Any = "openai", **options: Any) -> Any:
-    """Build a judge's chat backend from config options (module docstring); TaoError on bad options."""
+def make_backend(backend: Any = "openai", *, method: str = "try_generate", **options: Any) -> Any:
+    """Build a judge's chat backend from config options (module docstring); TaoError on bad options or when
+    the backend lacks ``method`` (the one the judge calls)."""
     options = {k: v for k, v in options.items() if v is not None}
     if not isinstance(backend, str):
-        if not callable(getattr(backend, "try_generate", None)):
-            raise TaoError(f"judge backend {backend!r} has no try_generate(requests) method")
+        if not callable(getattr(backend, method, None)):
+            raise TaoError(f"judge backend {backend!r} has no {method}(requests, ...) method")
         return backend
     if backend == "openai":
         bad = sorted(set(options) - set(_OPENAI_OPTIONS))
@@ -98,8 +108,8 @@ def make_backend(backend: Any = "openai", **options: Any) -> Any:
         return LocalBackend(**options)
     if ":" in backend:
         obj = import_object(backend)
-        built = obj(**options) if callable(obj) and not hasattr(obj, "try_generate") else obj
-        return make_backend(built)
+        built = obj(**options) if callable(obj) and not hasattr(obj, method) else obj
+        return make_backend(built, method=method)
     raise TaoError(f"unknown judge backend {backend!r}: use openai, hf or 'package.module:attr'")
 
 

@@ -19,7 +19,7 @@ from opentao.records import Candidate, Prompt
 from opentao.score.base import Scorer, import_object
 from opentao.score.combine import NORMALIZATIONS, combine
 from opentao.score.guards import InjectionGuard, LengthPenalty, RelevanceFloor, RepetitionPenalty
-from opentao.score.judge import GroupJudgeScorer, JudgeScorer
+from opentao.score.judge import GroupJudgeScorer, JudgeScorer, LogprobJudgeScorer
 from opentao.score.reward_model import RewardModelScorer
 from opentao.score.rules import CallableScorer, JsonScorer, RegexScorer
 from opentao.score.sql import SqlExecScorer
@@ -36,6 +36,7 @@ BUILTIN_SCORERS: dict[str, Callable[..., Any]] = {
     "json": JsonScorer,
     "judge": JudgeScorer,
     "judge_group": GroupJudgeScorer,
+    "judge_logprob": LogprobJudgeScorer,
     "reward_model": RewardModelScorer,
     "length_penalty": LengthPenalty,
     "repetition_penalty": RepetitionPenalty,

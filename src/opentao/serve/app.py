@@ -10,6 +10,13 @@ cap (413) → UTF-8, JSON and schema checks (400, one readable message) → mode
 client that got a 200 has its row on disk; if the row cannot be written the client gets a 500 instead. Every
 answer after the key check is logged with its status, errors included (the flywheel keeps only the 200s).
 
+**Log-probabilities** (chat only): ``logprobs: true`` with ``top_logprobs`` 0–20 returns, in OpenAI's format
+(``choices[i].logprobs.content``: ``token``, ``logprob``, ``bytes``, ``top_logprobs``), every generated token's
+log-probability under the model's log-softmax over its *raw* logits — temperature 1, before the sampler's
+temperature and top-p — so they describe the model rather than the sampler (see ``opentao.generate.hf``). The
+token that ends the answer (end of turn) is not listed; a logprob below -9999 is reported as -9999.0 (JSON has
+no -inf), as OpenAI does. ``/v1/completions`` refuses ``logprobs`` (its legacy format is not implemented).
+
 Simplification: ``stream: true`` is served from the finished generation (a batched HF ``generate`` has no
 per-request token stream): the SSE chunks carry the whole answer as soon as it is logged. The wire format is
 what OpenAI clients expect; time to first token equals the full latency. ``/v1/completions`` renders its
@@ -36,7 +43,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from pydantic import ValidationError
 
-from opentao.generate.hf import Generator, GenOutput, GenRequest
+from opentao.generate.hf import Generator, GenOutput, GenRequest, TokenLogprob
 from opentao.serve.batcher import Batcher, ContextTooLong, JobResult, Overloaded
 from opentao.serve.host import ModelHost, Served, load_served, read_pointer, write_pointer
 from opentao.serve.keys import KEYS_FILE, KeyRing
@@ -53,6 +60,7 @@ from opentao.serve.schemas import (
 log = logging.getLogger(__name__)
 
 MIN_SAMPLING_TEMPERATURE = 1e-2
+MIN_LOGPROB = -9999.0  # what OpenAI reports for a token too unlikely to print; JSON has no -inf
 
 
 @dataclass
@@ -133,6 +141,19 @@ def _finish(out: GenOutput, budget: int) -> str:
 
 def _pieces(text: str) -> list[str]:
     return re.findall(r"\s*\S+\s*|\s+", text) or [""]
+
+
+def _token_json(t: TokenLogprob) -> dict[str, Any]:
+    lp = t.logprob if t.logprob == t.logprob else MIN_LOGPROB  # NaN → the floor
+    return {"token": t.token, "logprob": min(0.0, max(MIN_LOGPROB, lp)), "bytes": list(t.token_bytes)}
+
+
+def logprobs_json(out: GenOutput) -> dict[str, Any] | None:
+    """A choice's ``logprobs`` object in the chat completions format (None when none were computed)."""
+    if out.logprobs is None:
+        return None
+    return {"content": [{**_token_json(t), "top_logprobs": [_token_json(a) for a in t.top]} for t in out.logprobs],
+            "refusal": None}
 
 
 class Gateway:
@@ -240,6 +261,10 @@ class Gateway:
         problem = body.unsupported()
         if problem:
             raise HTTPError(400, problem, code="unsupported_parameter")
+        top_logprobs = body.top_logprobs_asked()
+        if top_logprobs is not None and not getattr(self.host.current.generator, "supports_logprobs", False):
+            raise HTTPError(400, "logprobs are not supported by this server's model backend", param="logprobs",
+                            code="unsupported_parameter")
         budget = body.token_budget(s.default_max_tokens)
         if budget > s.max_tokens_limit:
             raise HTTPError(400, f"max_tokens is {budget}, over this server's limit of {s.max_tokens_limit}",
@@ -250,7 +275,8 @@ class Gateway:
         seed = body.seed if body.seed is not None else secrets.randbits(31)
         # logits / a near-zero temperature overflow to inf → NaN probabilities: serve those greedily
         temperature = body.temperature if body.temperature >= MIN_SAMPLING_TEMPERATURE else 0.0
-        reqs = [GenRequest(c, temperature, budget, seed, body.stops()) for c in conversations for _ in range(body.n)]
+        reqs = [GenRequest(c, temperature, budget, seed, body.stops(), top_logprobs)
+                for c in conversations for _ in range(body.n)]
         try:
             res = await self.batcher.submit(reqs)
         except Overloaded as exc:
@@ -265,6 +291,9 @@ class Gateway:
         self.metrics.inc("tao_tokens_total", prompt_tokens, kind="prompt", help="tokens processed")
         self.metrics.inc("tao_tokens_total", completion_tokens, kind="completion", help="tokens processed")
         payload = self._payload(endpoint, request_id, body, res, choices, prompt_tokens, completion_tokens)
+        if endpoint == "chat.completions" and top_logprobs is not None:
+            for c, o in zip(payload["choices"], res.outputs):
+                c["logprobs"] = logprobs_json(o)
         headers = {"x-request-id": request_id, "x-model-version": res.version}
         if body.stream:
             include_usage = bool((body.stream_options or {}).get("include_usage"))
@@ -299,7 +328,13 @@ class Gateway:
             i = c["index"]
             if endpoint == "chat.completions":
                 yield event([{"index": i, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}])
-                for piece in _pieces(c["message"]["content"]):
+                if c["logprobs"] is not None:  # one chunk: the text with all its tokens' logprobs
+                    yield event([{"index": i, "delta": {"content": c["message"]["content"]},
+                                  "logprobs": c["logprobs"], "finish_reason": None}])
+                    pieces = []
+                else:
+                    pieces = _pieces(c["message"]["content"])
+                for piece in pieces:
                     yield event([{"index": i, "delta": {"content": piece}, "finish_reason": None}])
                 yield event([{"index": i, "delta": {}, "finish_reason": c["finish_reason"]}])
             else:
@@ -434,6 +469,7 @@ def _add_schemas_to_openapi(app: FastAPI, s: ServeSettings) -> None:
             schemas.update(js.pop("$defs", {}))
             props = js["properties"]
             props.update({k: v for k, v in {**limits, **model.OPENAPI_OFF}.items() if k in props})
+            js.update(model.OPENAPI_EXTRA)
             schemas[model.__name__] = js
         app.openapi_schema = spec
         return spec

@@ -57,7 +57,7 @@ SCHEMA = pa.schema(
         ("model_version", pa.string()),
         ("endpoint", pa.string()),  # chat.completions | completions
         ("messages", pa.string()),  # JSON list of {role, content}
-        ("params", pa.string()),  # JSON: temperature, max_tokens, n, stop, seed, stream
+        ("params", pa.string()),  # JSON: temperature, max_tokens, n, stop, seed, stream (+ top_logprobs for chat)
         ("response", pa.string()),  # text of the first choice
         ("choices", pa.string()),  # JSON list of {text, finish_reason}
         ("prompt_tokens", pa.int64()),

@@ -1,8 +1,10 @@
 """Request bodies of the OpenAI-compatible endpoints (the subset this gateway implements) and error bodies.
 
 Unknown fields are ignored, as OpenAI clients send many optional ones (``frequency_penalty``, ...). Fields that
-would change the meaning of the answer and are not implemented (tools, logprobs, echo) are refused with a 400
-rather than silently ignored. ``top_p`` is accepted but the server's configured value is used.
+would change the meaning of the answer and are not implemented (tools, echo, ``logprobs`` of ``/v1/completions``)
+are refused with a 400 rather than silently ignored. ``top_p`` is accepted but the server's configured value is
+used. Chat completions implement ``logprobs`` / ``top_logprobs`` (0–20), as OpenAI does: ``top_logprobs`` needs
+``logprobs: true``.
 """
 
 from __future__ import annotations
@@ -88,21 +90,35 @@ class ChatMessage(BaseModel):
         return {"role": "system" if self.role == "developer" else self.role, "content": text}
 
 
+MAX_TOP_LOGPROBS = 20
+
+
 class ChatCompletionRequest(_Body):
     # fields accepted only in their "off" form; the OpenAPI spec says so, so fuzzers do not send "on" as valid
-    OPENAPI_OFF: ClassVar[dict[str, Any]] = {"tools": {"type": "null"}, "functions": {"type": "null"},
-                                              "logprobs": {"enum": [False, None]}}
+    OPENAPI_OFF: ClassVar[dict[str, Any]] = {"tools": {"type": "null"}, "functions": {"type": "null"}}
+    # top_logprobs only together with logprobs: true (JSON Schema if/then, stated in the published spec)
+    OPENAPI_EXTRA: ClassVar[dict[str, Any]] = {
+        "if": {"required": ["top_logprobs"], "properties": {"top_logprobs": {"type": "integer"}}},
+        "then": {"required": ["logprobs"], "properties": {"logprobs": {"const": True}}}}
     messages: list[ChatMessage] = Field(..., min_length=1, max_length=512)
     tools: list[Any] | None = None
     functions: list[Any] | None = None
     logprobs: StrictBool | None = None
+    top_logprobs: json_int(ge=0, le=MAX_TOP_LOGPROBS) | None = None
 
     def unsupported(self) -> str | None:
         if self.tools is not None or self.functions is not None:
             return "tools and function calling are not supported by this server"
-        if self.logprobs:
-            return "logprobs are not supported by this server"
+        if self.top_logprobs is not None and not self.logprobs:
+            return "top_logprobs needs logprobs: true"
         return None
+
+    def top_logprobs_asked(self) -> int | None:
+        """None without logprobs; else how many alternatives each token should list (0 by default)."""
+        return (self.top_logprobs or 0) if self.logprobs else None
+
+    def params(self) -> dict[str, Any]:
+        return {**super().params(), "top_logprobs": self.top_logprobs_asked()}
 
     def chat(self) -> list[Message]:
         return [m.plain() for m in self.messages]
@@ -111,6 +127,7 @@ class ChatCompletionRequest(_Body):
 class CompletionRequest(_Body):
     OPENAPI_OFF: ClassVar[dict[str, Any]] = {"suffix": {"type": "null"}, "echo": {"enum": [False, None]},
                                               "logprobs": {"enum": [0, None]}}
+    OPENAPI_EXTRA: ClassVar[dict[str, Any]] = {}
     prompt: str | Annotated[list[str], Field(min_length=1, max_length=64)] = Field(...)
     echo: StrictBool | None = None
     logprobs: json_int(ge=0, le=5) | None = None
@@ -123,6 +140,9 @@ class CompletionRequest(_Body):
 
     def prompts(self) -> list[str]:
         return [self.prompt] if isinstance(self.prompt, str) else list(self.prompt)
+
+    def top_logprobs_asked(self) -> int | None:
+        return None  # refused above (the legacy format is not implemented)
 
 
 def error_body(message: str, type_: str = "invalid_request_error", code: str | None = None,
