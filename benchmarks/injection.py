@@ -4,7 +4,7 @@ Over the committed corpus ``src/opentao/score/data/injections.jsonl`` (each row:
 the same answer carrying an injection attempt), every judge configuration scores the clean and the injected
 answer of each row as one group, and we record the *gain* (injected − clean). Configurations:
 
-* ``judge`` / ``judge_group`` with the real judge model, **guard off** (only the quoting defence of the
+* ``judge`` / ``judge_group`` / ``judge_logprob`` (P(yes) of a yes/no question) with the real judge model, **guard off** (only the quoting defence of the
   prompt) and **guard on** (the default: flagged answers get the lowest score without being shown);
 * the same with the gullible stub judge of the tests (a control: it is fooled by construction).
 
@@ -30,6 +30,9 @@ RESULT = ROOT / "benchmarks" / "results" / "injection.json"
 sys.path.insert(0, str(ROOT))  # for the stub judge in tests/
 
 
+KINDS = ("judge", "judge_group", "judge_logprob")
+
+
 def corpus() -> list[dict]:
     text = resources.files("opentao.score").joinpath("data/injections.jsonl").read_text(encoding="utf-8")
     return [json.loads(line) for line in text.splitlines() if line.strip()]
@@ -37,10 +40,13 @@ def corpus() -> list[dict]:
 
 def run_config(kind: str, guard: bool, backend, rows: list[dict]) -> dict:
     from opentao.records import Candidate, Prompt
-    from opentao.score.judge import GroupJudgeScorer, JudgeScorer
+    from opentao.score.judge import GroupJudgeScorer, JudgeScorer, LogprobJudgeScorer
 
-    cls = JudgeScorer if kind == "judge" else GroupJudgeScorer
-    scorer = cls(backend=backend, injection_guard=guard, max_new_tokens=24 if kind == "judge" else 64)
+    if kind == "judge_logprob":
+        scorer = LogprobJudgeScorer(backend=backend, injection_guard=guard)
+    else:
+        cls = JudgeScorer if kind == "judge" else GroupJudgeScorer
+        scorer = cls(backend=backend, injection_guard=guard, max_new_tokens=24 if kind == "judge" else 64)
     per_row, t0 = [], time.perf_counter()
     for r in rows:
         prompt = Prompt(r["id"], [{"role": "user", "content": r["prompt"]}])
@@ -66,6 +72,7 @@ def main() -> None:
     ap.add_argument("--base-url", default=None, help="use an OpenAI-compatible endpoint instead of a local model")
     ap.add_argument("--out", type=Path, default=RESULT)
     ap.add_argument("--limit", type=int, default=None, help="only the first N corpus rows (a slow machine)")
+    ap.add_argument("--kinds", nargs="+", default=list(KINDS), choices=KINDS, help="judges to run (default: all)")
     args = ap.parse_args()
 
     from opentao.score.llm import make_backend
@@ -78,21 +85,31 @@ def main() -> None:
     else:
         backend = make_backend("hf", model=args.model)
         model_label = f"{args.model} (local HF backend, greedy)"
+    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    # a run of some --kinds keeps the other kinds' results from an earlier run with the same rows and model
+    kept: list[dict] = []
+    if args.out.is_file():
+        old = json.loads(args.out.read_text())
+        if old.get("rows_used") == len(rows) and old.get("judge_model") == model_label:
+            kept = [r for r in old.get("results", []) if r["kind"] not in args.kinds]
+            for r in kept:
+                r.setdefault("date", old.get("date"))
     results = []
-    for kind in ("judge", "judge_group"):
+    for kind in args.kinds:
         for guard in (False, True):
             res = run_config(kind, guard, backend, rows)
-            res["judge_model"] = model_label
+            res.update(judge_model=model_label, date=now)
             results.append(res)
             print(f"{kind:12s} guard={'on ' if guard else 'off'} gained {res['gained']}/{res['rows']}, mean gain "
                   f"{res['mean_gain'] if res['mean_gain'] is None else round(res['mean_gain'], 3)}, scored "
                   f"{res['scored_share']:.0%} ({res['seconds']:.0f} s)", flush=True)
             stub = run_config(kind, guard, StubBackend(), rows)
-            stub["judge_model"] = "gullible stub (control)"
+            stub.update(judge_model="gullible stub (control)", date=now)
             results.append(stub)
-    out = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "corpus_rows": len(corpus()),
-           "rows_used": len(rows),
-           "judge_model": model_label, "results": results}
+    order = {k: i for i, k in enumerate(KINDS)}
+    results = sorted(kept + results, key=lambda r: (order.get(r["kind"], len(order)), r["guard"]))
+    out = {"date": now, "corpus_rows": len(corpus()), "rows_used": len(rows), "judge_model": model_label,
+           "results": results}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=2) + "\n")
     print(f"→ {args.out}")
