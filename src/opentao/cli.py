@@ -176,7 +176,7 @@ def run(config: Annotated[Path, typer.Argument(help="YAML config")], set_: SetOp
 
 @app.command()
 def quickstart(run_dir: RunDirOpt = None, set_: SetOpt = None) -> None:
-    """One TAO round on text-to-SQL over the real Chinook database with the bundled model (~16 min on 2 cores)."""
+    """One TAO round on text-to-SQL over the real Chinook database with the bundled model (~12 min on 2 cores)."""
     from opentao.paths import cache_dir
     from opentao.pipeline import fmt_acc, prepare_sql_task, quickstart_config, run_rounds
 
