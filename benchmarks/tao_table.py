@@ -28,6 +28,8 @@ Usage::
 
     PYTHONPATH=src python benchmarks/tao_table.py --quick      # ≤ 20 min spot check
     PYTHONPATH=src python benchmarks/tao_table.py              # full run (≈ 3 h, resumable, run it repeatedly)
+    PYTHONPATH=src python benchmarks/tao_table.py --tried      # variants tried for the missed targets (TRIED)
+    PYTHONPATH=src python benchmarks/tao_table.py --diagnose   # answer diagnostics from the cached eval answers
     PYTHONPATH=src python benchmarks/tao_table.py --render     # README + plots from the saved JSON only
 """
 
@@ -87,6 +89,40 @@ TASKS: dict[str, dict[str, Any]] = {
         threshold=0.5, eval=dict(max_new_tokens=96, stop=[]), max_length=448),
 }
 
+# What we tried for the targets the default arms miss (``--tried``, results in ``results/tried-*.json``; not part of
+# the ≤ 3 h full plan). Each is one arm of the full plan with one or two knobs changed — the same prompts, sample
+# pool and seed — so its difference to that arm is the knob's effect (one seed: read it with the CI).
+# (task, variant, changes, why)
+TRIED: list[tuple[str, str, dict[str, Any], str]] = [
+    ("instruct", "tao-steps4", {"from": "tao", "steps": 4},
+     "4 optimizer steps instead of 16 (~0.8 epoch of the 39 kept examples instead of 3.3): overfitting?"),
+    ("instruct", "oracle-steps2", {"from": "oracle", "steps": 2},
+     "the oracle with 2 steps (~1.5 epochs of its 11 examples instead of 11.6): does the oracle drop too?"),
+    ("docqa", "tao-dpo", {"from": "tao", "method": "dpo"},
+     "DPO on best-vs-worst pairs instead of best-of-K SFT: learn from the rejected answers too"),
+    ("instruct", "tao-dpo", {"from": "tao", "method": "dpo"},
+     "DPO on best-vs-worst pairs instead of best-of-K SFT"),
+    ("sql", "tao-k16", {"from": "tao", "k": 16},
+     "K=16 instead of 4: more prompts with an executing, agreed-on query (6 kept at K=4)"),
+    ("docqa", "tao-steps4", {"from": "tao", "steps": 4},
+     "4 optimizer steps instead of 16: does less training avoid the collapse to one constant answer?"),
+    ("instruct", "tao-thr1", {"from": "tao", "threshold": 1.0},
+     "keep only candidates that pass every stated constraint (threshold 1.0 instead of 0.5)"),
+    ("instruct", "tao-lr1e-4", {"from": "tao", "lr": 1e-4}, "learning rate 1e-4 instead of 3e-4"),
+    ("docqa", "tao-k16-dpo", {"from": "tao", "k": 16, "method": "dpo"},
+     "DPO at K=16: does the contrastive loss turn more samples into a gain?"),
+    ("sql", "tao-dpo", {"from": "tao", "method": "dpo"}, "DPO on best-vs-worst pairs instead of best-of-K SFT"),
+    ("instruct", "tao-n256", {"from": "tao", "n_train": 256},
+     "256 training prompts instead of 64 (same 16 steps): prompts are free for TAO, labels are not"),
+    ("instruct", "sft-n256", {"from": "sft", "n_train": 256}, "labeled SFT on the same 256 prompts (the fair bar)"),
+]
+
+
+def tried_plan() -> list[ArmSpec]:
+    return [ArmSpec(f"{task}-{variant}", "tried", (task,), {**changes, "why": why})
+            for task, variant, changes, why in TRIED]
+
+
 log = logging.getLogger("tao_table")
 
 
@@ -129,8 +165,12 @@ class Bench:
     def db(self, task: str) -> str | None:
         return str(self.task_dir(task) / "chinook.sqlite") if task == "sql" else None
 
-    def prompts(self, task: str) -> list[Prompt]:
-        return load_prompts(self.task_dir(task) / "train.jsonl", round_=1)[: self.s["n_train"]]
+    def prompts(self, task: str, n: int | None = None) -> list[Prompt]:
+        """The first ``n`` (default: the mode's ``n_train``) training prompts."""
+        return load_prompts(self.task_dir(task) / "train.jsonl", round_=1)[: n or self.s["n_train"]]
+
+    def prompt_index(self, task: str) -> dict[str, Prompt]:
+        return {p.prompt_id: p for p in load_prompts(self.task_dir(task) / "train.jsonl", round_=1)}
 
     def gold_rows(self, task: str) -> dict[str, dict]:
         return {str(r["id"]): r for r in read_table_rows(self.task_dir(task) / "train_gold.jsonl")}
@@ -144,8 +184,9 @@ class Bench:
         return get_evaluator(task, self.db(task))
 
     # --- samples, rewards, examples -------------------------------------------------------------------
-    def pool(self, task: str, model: str, round_: int, tag: str, k: int) -> dict[str, list[Candidate]]:
-        """``k`` candidates per training prompt sampled from ``model`` (resumable run directory)."""
+    def pool(self, task: str, model: str, round_: int, tag: str, k: int,
+             n: int | None = None) -> dict[str, list[Candidate]]:
+        """``k`` candidates for each of the first ``n`` training prompts, sampled from ``model`` (resumable)."""
         from opentao.generate.hf import HFGenerator
         from opentao.generate.stage import run_generate
         from opentao.models import load_model
@@ -155,7 +196,7 @@ class Bench:
         if key not in self._pools:
             store = RunStore(self.work / task / f"pool-{tag}")
             gcfg = GenerateConfig(k=k, batch_size=32, prompts_per_part=8, **TASKS[task]["generate"])
-            prompts = [Prompt(p.prompt_id, p.messages, round_) for p in self.prompts(task)]
+            prompts = [Prompt(p.prompt_id, p.messages, round_) for p in self.prompts(task, n)]
 
             def make():
                 lm, tok = load_model(model)
@@ -179,7 +220,7 @@ class Bench:
         from opentao.score.stage import with_default_db
 
         scorers = build_scorers(with_default_db(TASKS[task]["scorers"], self.db(task)))
-        prompts = {p.prompt_id: p for p in self.prompts(task)}
+        prompts = self.prompt_index(task)
         out: dict[str, float | None] = {}
         for pid, cands in groups.items():
             _, combined = score_group_all(scorers, prompts[pid], cands[:k])
@@ -192,28 +233,29 @@ class Bench:
                 for c in cands[:k]}
 
     def examples(self, task: str, groups: dict[str, list[Candidate]], rewards: dict[str, float | None],
-                 threshold: float, round_: int) -> tuple[list[TrainExample], dict]:
+                 threshold: float, round_: int, method: str = "rft") -> tuple[list[TrainExample], dict]:
         from opentao.train.examples import build_examples
 
-        prompts = {p.prompt_id: p for p in self.prompts(task)}
+        prompts = self.prompt_index(task)
         cands = [c for g in groups.values() for c in g if c.candidate_id in rewards]
-        ex = build_examples(prompts, cands, rewards, method="rft", threshold=threshold, round_=round_)
+        ex = build_examples(prompts, cands, rewards, method=method, threshold=threshold, round_=round_)
         # diagnostic only (never used for selection): how many chosen responses are gold-correct
         gold = self.gold_rewards(task, groups, len(next(iter(groups.values()))))
         vals = [r for r in rewards.values() if r is not None]
-        return ex, {"examples": len(ex), "prompts": len(prompts), "candidates": len(cands),
+        return ex, {"examples": len(ex), "prompts": len(groups), "candidates": len(cands),
                     "mean_reward": sum(vals) / len(vals) if vals else None,
                     "gold_correct_share_of_candidates": sum(gold[c.candidate_id] for c in cands) / max(len(cands), 1),
                     "gold_correct_share_of_chosen": (sum(gold[e.chosen_id] for e in ex) / len(ex)) if ex else None}
 
-    def sft_examples(self, task: str) -> list[TrainExample]:
+    def sft_examples(self, task: str, n: int | None = None) -> list[TrainExample]:
         gold = self.gold_rows(task)
         field = {"sql": "sql", "docqa": "answer", "instruct": "gold"}[task]
         return [TrainExample(p.prompt_id, "sft", p.messages, str(gold[p.prompt_id][field]), round=1)
-                for p in self.prompts(task)]
+                for p in self.prompts(task, n)]
 
     # --- train and eval -------------------------------------------------------------------------------
-    def train(self, name: str, base_model: str, examples: list[TrainExample], steps: int, max_length: int) -> dict:
+    def train(self, name: str, base_model: str, examples: list[TrainExample], steps: int, max_length: int,
+              lr: float = 3e-4, method: str = "rft") -> dict:
         from opentao.models import resolve_model
         from opentao.train.trainer import train_model
 
@@ -223,7 +265,7 @@ class Bench:
         done = out.parent / f"{name}.train.json"
         if (out / "config.json").is_file() and done.is_file():
             return {**json.loads(done.read_text()), "model": str(out)}
-        cfg = TrainConfig(method="rft", max_steps=steps, batch_size=self.s["batch"], learning_rate=3e-4, epochs=1,
+        cfg = TrainConfig(method=method, max_steps=steps, batch_size=self.s["batch"], learning_rate=lr, epochs=1,
                           max_length=max_length, save_steps=max(2, steps // 4), seed=SEED)
         t0 = time.time()
         stats = train_model(resolve_model(base_model), examples, cfg, work_dir=self.work / "train" / name,
@@ -250,9 +292,35 @@ class Bench:
         groups = self.pool(task, model, round_, tag or f"r1-k{self.k_pool}", self.k_pool if round_ == 1 else k)
         return self.examples(task, groups, self.tao_rewards(task, groups, k), TASKS[task]["threshold"], round_)
 
+    def run_tried(self, spec: ArmSpec) -> dict:
+        """An arm of the plan (``from``: sft | tao | oracle, round 1) with ``k``/``steps``/``lr``/``threshold``/
+        ``method``/``n_train`` changed; at the plan's ``n_train`` the sample pool is the plan's, so only training
+        and eval run."""
+        task, p = spec.tasks[0], spec.params
+        k, method, n = p.get("k", self.s["k"]), p.get("method", "rft"), p.get("n_train")
+        name, steps = f"try-{spec.name}", p.get("steps", self.s["steps"])
+        if p["from"] == "sft":
+            ex = self.sft_examples(task, n)
+            tr = self.train(name, "bundled", ex, steps, TASKS[task]["max_length"], lr=p.get("lr", 3e-4))
+            return {"train": tr, "selection": {"examples": len(ex)}, "evals": {task: self.eval(task, tr["model"], name)}}
+        if n is None:
+            groups = self.pool(task, "bundled", 1, f"r1-k{self.k_pool}", self.k_pool)
+        else:
+            groups = self.pool(task, "bundled", 1, f"r1-n{n}-k{k}", k, n=n)
+        if p["from"] == "oracle":
+            rewards, threshold = self.gold_rewards(task, groups, k), 1.0
+        else:
+            rewards, threshold = self.tao_rewards(task, groups, k), p.get("threshold", TASKS[task]["threshold"])
+        ex, sel = self.examples(task, groups, rewards, threshold, 1, method=method)
+        tr = self.train(name, "bundled", ex, steps, TASKS[task]["max_length"], lr=p.get("lr", 3e-4), method=method)
+        return {"train": tr, "selection": {**sel, "k": k, "threshold": threshold, "method": method},
+                "evals": {task: self.eval(task, tr["model"], name)}}
+
     def run(self, spec: ArmSpec) -> dict:
         task = spec.tasks[0]
         steps = self.s["steps"]
+        if spec.arm == "tried":
+            return self.run_tried(spec)
         if spec.arm == "base":
             return {"evals": {task: self.eval(task, "bundled", "base")}}
         if spec.arm == "sft":
@@ -293,6 +361,36 @@ class Bench:
 # --------------------------------------------------------------------------------------------- rendering
 
 
+def diagnose(mode: str) -> Path:
+    """Answer-level diagnostics (:mod:`opentao.bench.diagnose`) of every finished arm of ``mode`` (and, for the full
+    mode, of the ``--tried`` arms) from their cached eval answers in ``benchmarks/runs/`` → the committed
+    ``results/diagnostics-<mode>.json``. An arm whose answers are not cached here keeps its previous entry."""
+    import pyarrow.parquet as pq
+
+    from opentao.bench.diagnose import DIAGNOSTICS
+    from opentao.evaluate.base import safe_label
+    from opentao.store import RunStore
+
+    out_path = RESULTS / f"diagnostics-{mode}.json"
+    out = json.loads(out_path.read_text(encoding="utf-8")) if out_path.is_file() else {}
+    arms = {f"{mode}-{n}": d for n, d in ResultDir(RESULTS, mode).all().items()}
+    if mode == "full":
+        arms.update({f"tried-{n}": d for n, d in ResultDir(RESULTS, "tried").all().items()})
+    gold: dict[str, dict[str, dict]] = {}
+    for key, data in arms.items():
+        for task, ev in data.get("evals", {}).items():
+            part = RunStore(WORK / mode / task / "evals").part_path("eval_results", f"r0-{safe_label(ev['model'])}")
+            if task not in DIAGNOSTICS or not part.is_file():
+                continue
+            if task not in gold:
+                gold[task] = {str(r["id"]): r for r in read_table_rows(Bench(mode).test_file(task))}
+            rows = pq.read_table(part, columns=["example_id", "prediction"]).to_pylist()
+            out.setdefault(key, {})[task] = DIAGNOSTICS[task]((gold[task][r["example_id"]], r["prediction"])
+                                                               for r in rows)
+    out_path.write_text(json.dumps(out, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    return out_path
+
+
 def render(modes: list[str]) -> None:
     parts = [README_HEAD]
     for mode in modes:
@@ -302,6 +400,11 @@ def render(modes: list[str]) -> None:
         report.plot_arms(results, RESULTS / f"{mode}-arms.png", f"{mode} run: held-out accuracy per arm")
         report.plot_scaling(results, RESULTS / f"{mode}-scaling.png", f"{mode} run: TAO compute scaling")
         parts.append(report.render_mode(results, mode, f"results/{mode}"))
+        if mode == "full" and (tried := ResultDir(RESULTS, "tried").all()):
+            parts.append(report.render_tried(tried, results))
+        diag = RESULTS / f"diagnostics-{mode}.json"
+        if diag.is_file():
+            parts.append(report.render_diagnostics(json.loads(diag.read_text(encoding="utf-8")), mode))
         parts.append(f"Sizes ({mode}): `{json.dumps(SIZES[mode])}`\n")
     parts.append(README_TAIL)
     (HERE / "README.md").write_text("\n".join(parts), encoding="utf-8")
@@ -330,8 +433,12 @@ README_TAIL = """## How to run
 ```bash
 PYTHONPATH=src python benchmarks/tao_table.py --quick   # spot check, ≤ 20 min on 2 cores
 PYTHONPATH=src python benchmarks/tao_table.py           # full run; resumable: rerun until every arm is done
+PYTHONPATH=src python benchmarks/tao_table.py --tried   # the variants tried for the missed targets (after the full run)
 PYTHONPATH=src python benchmarks/tao_table.py --render  # tables and plots from the saved JSON only
 ```
+
+Every run ends by refreshing `results/diagnostics-<mode>.json` (answer distributions, per-constraint pass rates)
+from the eval answers cached under `benchmarks/runs/`; `--render` reads only the JSON.
 
 On a CPU shared with other jobs add `--threads 1`: two torch threads fighting other processes for two cores
 made a training step ~4× slower here (197 s vs 47 s per step). The quick run above used `--threads 1`.
@@ -346,6 +453,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="small sizes (≤ 20 min on 2 cores)")
     ap.add_argument("--render", action="store_true", help="only rebuild README and plots from the JSON files")
     ap.add_argument("--only", nargs="*", help="run only these arm names")
+    ap.add_argument("--diagnose", action="store_true",
+                    help="only refresh results/diagnostics-<mode>.json from the cached eval answers, then render")
+    ap.add_argument("--tried", action="store_true",
+                    help="run the arms tried for the missed targets (TRIED; full sizes) instead of the plan")
     ap.add_argument("--hours", type=float, default=None, help="start no new arm after this many hours")
     ap.add_argument("--threads", type=int, default=None,
                     help="torch CPU threads (1 avoids thread thrashing when other jobs share the cores)")
@@ -357,17 +468,22 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
     for noisy in ("httpx", "transformers", "datasets", "accelerate"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
+    if args.diagnose:
+        print(diagnose("quick" if args.quick else "full"))
+    if args.quick and args.tried:
+        ap.error("--tried runs at full sizes; drop --quick")
     mode = "quick" if args.quick else "full"
-    if not args.render:
+    if not args.render and not args.diagnose:
         bench = Bench(mode)
-        specs = [s for s in plan(mode) if not args.only or s.name in args.only]
+        specs = [s for s in (tried_plan() if args.tried else plan(mode)) if not args.only or s.name in args.only]
         deadline = time.time() + 3600 * args.hours if args.hours else None
         t0 = time.time()
-        status = run_arms(specs, bench.run, ResultDir(RESULTS, mode), seed=SEED,
+        status = run_arms(specs, bench.run, ResultDir(RESULTS, "tried" if args.tried else mode), seed=SEED,
                           config={"sizes": SIZES[mode], "tasks": TASKS, "threads": args.threads}, deadline=deadline,
                           report=lambda m: print(m, flush=True))
-        print(f"{mode}: {sum(v == 'done' for v in status.values())} arms run, "
+        print(f"{'tried' if args.tried else mode}: {sum(v == 'done' for v in status.values())} arms run, "
               f"{sum(v == 'skipped' for v in status.values())} skipped, wall {time.time() - t0:.0f} s", flush=True)
+        diagnose(mode)
     render([m for m in ("full", "quick") if ResultDir(RESULTS, m).all()])
     return 0
 

@@ -104,6 +104,14 @@ def test_plan_names_are_unique_and_complete() -> None:
     assert {"docqa-tao-k2", "docqa-tao-k8", "docqa-tao-k16", "docqa-tao-r2", "docqa-tao-r3"} <= set(full)
     # round r needs round r-1: the plan orders them
     assert full.index("docqa-tao-r2") < full.index("docqa-tao-r3")
+    tried = tt.tried_plan()
+    assert len({s.name for s in tried}) == len(tried) and not {s.name for s in tried} & set(full)
+    assert all(s.arm == "tried" and s.params["from"] in ("sft", "tao", "oracle") and s.params["why"] for s in tried)
+
+
+def test_tried_needs_full_sizes() -> None:
+    with pytest.raises(SystemExit):
+        load_tao_table().main(["--quick", "--tried"])
 
 
 # ------------------------------------------------------------------------------------- targets, report
@@ -177,3 +185,50 @@ def test_render_readme_from_json_only(tmp_path: Path, monkeypatch: pytest.Monkey
     md = (tmp_path / "README.md").read_text()
     assert "## quick run" in md and (tmp_path / "results" / "quick-arms.png").is_file()
     assert json.loads((tmp_path / "results" / "quick-sql-tao.json").read_text())["params"]["k"] == 4
+
+
+def test_render_tried_against_base_and_its_arm() -> None:
+    res = fake_results()
+    tried = {"sql-tao-steps4": {"tasks": ["sql"], "params": {"from": "tao", "steps": 4, "why": "fewer steps"},
+                                "evals": {"sql": _eval("sql", [i < 12 for i in range(20)])},
+                                "selection": {"examples": 5, "gold_correct_share_of_chosen": 0.4},
+                                "train": {"steps": 4}}}
+    md = report.render_tried(tried, res)
+    # base 4/20, sql-tao 10/20, tried 12/20: +40.0 vs base, +10.0 vs its arm
+    row = next(line for line in md.splitlines() if "`sql-tao-steps4`" in line)
+    assert "| fewer steps | 5 (40%) | 4 | 60.0 | +40.0 [" in row and "| +10.0 [" in row
+
+
+# ------------------------------------------------------------------------------------------ diagnostics
+
+
+def test_docqa_diagnostics_detects_a_constant_answer() -> None:
+    from opentao.bench.diagnose import docqa_diagnostics
+
+    rows = [{"kind": "yesno", "answer": "yes"}] * 3 + [{"kind": "yesno", "answer": "no"}] + \
+        [{"kind": "span", "answer": "Paris"}]
+    d = docqa_diagnostics(zip(rows, ["yes", "Yes", "yes, because", "yes", "Paris"]))
+    assert d["n"] == {"yesno": 4, "span": 1}
+    assert d["yesno_yes_share"] == 1.0 and d["yesno_answers"] == {"yes": 4, "no": 0, "neither": 0}
+    assert d["yesno_strict_share"] == 0.75  # "yes, because" is not a bare yes
+    assert d["accuracy_by_kind"] == {"span": 1.0, "yesno": 0.75}
+    assert d["always_yes_accuracy"] == 0.6 and d["always_no_accuracy"] == 0.2
+    d = docqa_diagnostics(zip(rows, ["maybe", "no", "no", "no", "London"]))
+    assert d["yesno_yes_share"] == 0.0 and d["yesno_answers"]["neither"] == 1 and d["accuracy_by_kind"]["span"] == 0
+    md = report.render_diagnostics({"full-docqa-tao": {"docqa": d}}, "full")
+    assert "| `full-docqa-tao` | 25.0 | 0.0 | 75.0 | 0.0 | 0 / 3 / 1 | **always no** |" in md
+    assert "60.0% (always *yes*)" in md
+
+
+def test_instruct_diagnostics_pass_rate_per_type() -> None:
+    from opentao.bench.diagnose import instruct_diagnostics
+
+    row = {"source": "nq", "question": "Who wrote Hamlet?", "reference": ["William Shakespeare"],
+           "constraints": [{"type": "lowercase"}, {"type": "quotation"}]}
+    d = instruct_diagnostics([(row, '"hamlet was written by william shakespeare"'), (row, "Shakespeare wrote it"),
+                              (row, '"ok ok ok"')])
+    assert d["n"] == 3 and d["count"] == {"lowercase": 3, "quotation": 3}
+    assert d["pass_rate"] == {"lowercase": 2 / 3, "quotation": 2 / 3}
+    assert d["all_constraints_pass_but_irrelevant"] == 1  # "ok ok ok" passes both but answers nothing
+    md = report.render_diagnostics({"full-instruct-base": {"instruct": d}}, "full")
+    assert "quotation (held out)" in md and "| `full-instruct-base` | 66.7 | 66.7 | 1 |" in md

@@ -246,3 +246,85 @@ def plot_scaling(results: dict[str, dict], path: Path, title: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def _delta(a: dict | None, b: dict | None) -> str:
+    """``b`` minus ``a`` in points with its paired-bootstrap 95% CI, or — when either is missing."""
+    if a is None or b is None:
+        return "—"
+    x, y = aligned(a["per_example"], b["per_example"])
+    d = paired_bootstrap(x, y)
+    return f"{100 * d['delta']:+.1f} [{100 * d['ci95'][0]:+.1f}, {100 * d['ci95'][1]:+.1f}]"
+
+
+def render_tried(tried: dict[str, dict], results: dict[str, dict]) -> str:
+    """The ``--tried`` arms: each against the base and against the plan arm it varies (``params.from``)."""
+    lines = ["### What we tried for the missed targets", "",
+             "Each row is one plan arm (round 1) with the named knob changed — same prompts, sample pool and seed — "
+             "so *Δ vs its arm* is that knob's effect on one seed.", "",
+             "| task | tried | what changed | kept examples (gold-correct) | steps | accuracy | Δ vs base (95% CI) "
+             "| Δ vs its arm (95% CI) |", "|---|---|---|---|---|---|---|---|"]
+    for name, data in sorted(tried.items(), key=lambda kv: (TASKS.index(kv[1]["tasks"][0]), kv[0])):
+        task, p = data["tasks"][0], data.get("params", {})
+        ev = data["evals"][task]
+        sel, tr = data.get("selection") or {}, data.get("train") or {}
+        share = sel.get("gold_correct_share_of_chosen")
+        kept = f"{sel.get('examples', '—')}" + (f" ({100 * share:.0f}%)" if share is not None else "")
+        ref = arm_eval(results, task, p.get("from", "tao"))
+        lines.append(f"| {task} | `{name}` | {p.get('why', '')} | {kept} | {tr.get('steps', '—')} | "
+                     f"{_pct(ev['accuracy'])} | {_delta(arm_eval(results, task, 'base'), ev)} | {_delta(ref, ev)} |")
+    return "\n".join(lines) + "\n"
+
+
+def _ordered(diag: dict[str, dict], task: str) -> list[tuple[str, dict]]:
+    order = {a: i for i, a in enumerate(("base", "sft", "tao", "oracle"))}
+
+    def key(name: str) -> tuple[int, str]:
+        mode, _, arm = name.partition("-")
+        rank = order.get(arm.removeprefix(f"{task}-"), 4 if arm == "multitask" else 5)
+        return (mode == "tried", rank, name)
+
+    return [(n, d[task]) for n, d in sorted(diag.items(), key=lambda kv: key(kv[0])) if task in d]
+
+
+def _constant(yes_share: float | None, tol: float = 0.05) -> str:
+    """Whether the yes/no answers are (almost) all one word: within ``tol`` of all-yes or all-no."""
+    if yes_share is None:
+        return "—"
+    return "**always yes**" if yes_share >= 1 - tol else "**always no**" if yes_share <= tol else "no"
+
+
+def render_diagnostics(diag: dict[str, dict], mode: str) -> str:
+    """Answer-level diagnostics (``results/diagnostics-<mode>.json``, from :mod:`opentao.bench.diagnose`)."""
+    lines = [f"### Why: answer-level diagnostics ({mode} run and tried arms)", ""]
+    docqa = _ordered(diag, "docqa")
+    if docqa:
+        ref = docqa[0][1]
+        lines += ["**docqa** — accuracy by question kind, how many yes/no answers are a bare yes/no, and the share "
+                  "of those that say *yes*. A model that answers one constant scores "
+                  f"{_pct(ref['always_yes_accuracy'])}% (always *yes*) or {_pct(ref['always_no_accuracy'])}% "
+                  "(always *no*) overall here, without reading a passage; a *yes* share near 0 or 100% means the "
+                  "arm collapsed to that constant.", "",
+                  "| arm | yes/no acc | span acc | bare yes/no | *yes* share | answers yes / no / neither | one "
+                  "constant? |", "|---|---|---|---|---|---|---|"]
+        for name, d in docqa:
+            a, y = d["accuracy_by_kind"], d["yesno_answers"]
+            lines.append(f"| `{name}` | {_pct(a.get('yesno'))} | {_pct(a.get('span'))} | "
+                         f"{_pct(d['yesno_strict_share'])} | {_pct(d['yesno_yes_share'])} | "
+                         f"{y['yes']} / {y['no']} / {y['neither']} | {_constant(d['yesno_yes_share'])} |")
+        lines.append("")
+    instruct = _ordered(diag, "instruct")
+    if instruct:
+        from opentao.tasks.instruct import HELD_OUT_TYPES
+
+        types = sorted({t for _, d in instruct for t in d["pass_rate"]},
+                       key=lambda t: (t not in HELD_OUT_TYPES, t))
+        lines += ["**instruct** — pass rate (%) of each constraint type on the test requests (held-out types, never "
+                  "seen in training, first), and how many answers passed every constraint but failed relevance.", "",
+                  "| arm | " + " | ".join(f"{t}{' (held out)' if t in HELD_OUT_TYPES else ''}" for t in types)
+                  + " | all pass, irrelevant |", "|---|" + "---|" * (len(types) + 1)]
+        for name, d in instruct:
+            lines.append(f"| `{name}` | " + " | ".join(_pct(d["pass_rate"].get(t)) for t in types)
+                         + f" | {d['all_constraints_pass_but_irrelevant']} |")
+        lines.append("")
+    return "\n".join(lines)
