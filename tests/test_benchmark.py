@@ -199,6 +199,25 @@ def test_render_tried_against_base_and_its_arm() -> None:
     assert "| fewer steps | 5 (40%) | 4 | 60.0 | +40.0 [" in row and "| +10.0 [" in row
 
 
+
+def test_render_tried_flags_a_regenerated_pool() -> None:
+    res = fake_results()
+    res["sql-tao"]["selection"] = {"candidates": 80, "gold_correct_share_of_candidates": 0.25}
+    same = {"tasks": ["sql"], "params": {"from": "tao", "threshold": 1.0, "why": "stricter"},
+            "evals": {"sql": _eval("sql", [i < 12 for i in range(20)])},
+            "selection": {"candidates": 80, "gold_correct_share_of_candidates": 0.25}, "train": {"steps": 16}}
+    other = {**same, "selection": {"candidates": 80, "gold_correct_share_of_candidates": 0.3}}
+    assert report.same_pool(same, res["sql-tao"]) is True
+    assert report.same_pool(other, res["sql-tao"]) is False
+    # another K or another prompt count is another pool by design; labeled SFT has none
+    assert report.same_pool({**other, "params": {"from": "tao", "k": 16}}, res["sql-tao"]) is None
+    assert report.same_pool({**other, "params": {"from": "sft"}}, res["sql-sft"]) is None
+    md = report.render_tried({"sql-tao-thr1": same}, res)
+    assert "‡" not in md
+    md = report.render_tried({"sql-tao-thr1": other}, res)
+    row = next(line for line in md.splitlines() if "`sql-tao-thr1`" in line)
+    assert row.endswith(" ‡ |") and "sampling noise" in md
+
 # ------------------------------------------------------------------------------------------ diagnostics
 
 

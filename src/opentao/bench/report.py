@@ -257,13 +257,29 @@ def _delta(a: dict | None, b: dict | None) -> str:
     return f"{100 * d['delta']:+.1f} [{100 * d['ci95'][0]:+.1f}, {100 * d['ci95'][1]:+.1f}]"
 
 
+def same_pool(tried: dict, ref: dict | None) -> bool | None:
+    """Whether a tried arm trained from the same sample pool as the plan arm it varies: the pool's fingerprint
+    (candidate count and gold-correct share of the candidates, a diagnostic the selection records) must match.
+    None when it cannot be told: a labeled-SFT variant (no pool), a changed ``k`` or ``n_train`` (another pool by
+    design), or a side that recorded no selection."""
+    p = tried.get("params", {})
+    if p.get("from") == "sft" or "k" in p or "n_train" in p or ref is None:
+        return None
+    a, b = tried.get("selection") or {}, ref.get("selection") or {}
+    keys = ("candidates", "gold_correct_share_of_candidates")
+    if any(a.get(k) is None or b.get(k) is None for k in keys):
+        return None
+    return all(abs(float(a[k]) - float(b[k])) < 1e-9 for k in keys)
+
+
 def render_tried(tried: dict[str, dict], results: dict[str, dict]) -> str:
     """The ``--tried`` arms: each against the base and against the plan arm it varies (``params.from``)."""
     lines = ["### What we tried for the missed targets", "",
-             "Each row is one plan arm (round 1) with the named knob changed — same prompts, sample pool and seed — "
-             "so *Δ vs its arm* is that knob's effect on one seed.", "",
+             "Each row is one plan arm (round 1) with the named knob changed — same prompts and seed — so *Δ vs its "
+             "arm* is that knob's effect on one seed.", "",
              "| task | tried | what changed | kept examples (gold-correct) | steps | accuracy | Δ vs base (95% CI) "
              "| Δ vs its arm (95% CI) |", "|---|---|---|---|---|---|---|---|"]
+    differs = False
     for name, data in sorted(tried.items(), key=lambda kv: (TASKS.index(kv[1]["tasks"][0]), kv[0])):
         task, p = data["tasks"][0], data.get("params", {})
         ev = data["evals"][task]
@@ -271,8 +287,15 @@ def render_tried(tried: dict[str, dict], results: dict[str, dict]) -> str:
         share = sel.get("gold_correct_share_of_chosen")
         kept = f"{sel.get('examples', '—')}" + (f" ({100 * share:.0f}%)" if share is not None else "")
         ref = arm_eval(results, task, p.get("from", "tao"))
+        mark = " ‡" if same_pool(data, arm_data(results, task, p.get("from", "tao"))) is False else ""
+        differs = differs or bool(mark)
         lines.append(f"| {task} | `{name}` | {p.get('why', '')} | {kept} | {tr.get('steps', '—')} | "
-                     f"{_pct(ev['accuracy'])} | {_delta(arm_eval(results, task, 'base'), ev)} | {_delta(ref, ev)} |")
+                     f"{_pct(ev['accuracy'])} | {_delta(arm_eval(results, task, 'base'), ev)} | "
+                     f"{_delta(ref, ev)}{mark} |")
+    if differs:
+        lines += ["", "‡ this arm's sample pool was regenerated (in a later session) and is not its arm's: the "
+                  "gold-correct share of its candidates differs, so *Δ vs its arm* mixes the knob's effect with "
+                  "sampling noise."]
     return "\n".join(lines) + "\n"
 
 
