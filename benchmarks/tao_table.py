@@ -364,10 +364,11 @@ class Bench:
 def diagnose(mode: str) -> Path:
     """Answer-level diagnostics (:mod:`opentao.bench.diagnose`) of every finished arm of ``mode`` (and, for the full
     mode, of the ``--tried`` arms) from their cached eval answers in ``benchmarks/runs/`` → the committed
-    ``results/diagnostics-<mode>.json``. An arm whose answers are not cached here keeps its previous entry."""
+    ``results/diagnostics-<mode>.json``. An arm whose answers are not cached here keeps its previous entry; docqa's
+    balanced yes/no accuracy needs only the per-example correctness in the arm's JSON, so every arm gets it."""
     import pyarrow.parquet as pq
 
-    from opentao.bench.diagnose import DIAGNOSTICS
+    from opentao.bench.diagnose import DIAGNOSTICS, docqa_correctness
     from opentao.evaluate.base import safe_label
     from opentao.store import RunStore
 
@@ -377,16 +378,26 @@ def diagnose(mode: str) -> Path:
     if mode == "full":
         arms.update({f"tried-{n}": d for n, d in ResultDir(RESULTS, "tried").all().items()})
     gold: dict[str, dict[str, dict]] = {}
+
+    def gold_of(task: str) -> dict[str, dict]:
+        if task not in gold:
+            gold[task] = {str(r["id"]): r for r in read_table_rows(Bench(mode).test_file(task))}
+        return gold[task]
+
     for key, data in arms.items():
         for task, ev in data.get("evals", {}).items():
+            entry = out.setdefault(key, {}).get(task, {})
+            per = ev.get("per_example")
+            if task == "docqa" and per:  # from the committed per-example correctness alone: every arm has it
+                entry.update(docqa_correctness((gold_of(task)[i], ok) for i, ok in zip(per["ids"], per["correct"])))
             part = RunStore(WORK / mode / task / "evals").part_path("eval_results", f"r0-{safe_label(ev['model'])}")
-            if task not in DIAGNOSTICS or not part.is_file():
-                continue
-            if task not in gold:
-                gold[task] = {str(r["id"]): r for r in read_table_rows(Bench(mode).test_file(task))}
-            rows = pq.read_table(part, columns=["example_id", "prediction"]).to_pylist()
-            out.setdefault(key, {})[task] = DIAGNOSTICS[task]((gold[task][r["example_id"]], r["prediction"])
-                                                               for r in rows)
+            if task in DIAGNOSTICS and part.is_file():
+                rows = pq.read_table(part, columns=["example_id", "prediction"]).to_pylist()
+                entry.update(DIAGNOSTICS[task]((gold_of(task)[r["example_id"]], r["prediction"]) for r in rows))
+            if entry:
+                out[key][task] = entry
+            elif not out[key]:
+                del out[key]
     out_path.write_text(json.dumps(out, indent=1, sort_keys=True) + "\n", encoding="utf-8")
     return out_path
 

@@ -232,11 +232,50 @@ def test_docqa_diagnostics_detects_a_constant_answer() -> None:
     assert d["yesno_strict_share"] == 0.75  # "yes, because" is not a bare yes
     assert d["accuracy_by_kind"] == {"span": 1.0, "yesno": 0.75}
     assert d["always_yes_accuracy"] == 0.6 and d["always_no_accuracy"] == 0.2
+    assert d["yesno_recall"] == {"yes": 1.0, "no": 0.0} and d["yesno_balanced_accuracy"] == 0.5
+    assert d["yesno_classes"] == {"yes": 3, "no": 1}
     d = docqa_diagnostics(zip(rows, ["maybe", "no", "no", "no", "London"]))
     assert d["yesno_yes_share"] == 0.0 and d["yesno_answers"]["neither"] == 1 and d["accuracy_by_kind"]["span"] == 0
     md = report.render_diagnostics({"full-docqa-tao": {"docqa": d}}, "full")
-    assert "| `full-docqa-tao` | 25.0 | 0.0 | 75.0 | 0.0 | 0 / 3 / 1 | **always no** |" in md
+    assert "| `full-docqa-tao` | 25.0 | 50.0 | 0.0 | 75.0 | 0.0 | 0 / 3 / 1 | **always no** |" in md
     assert "60.0% (always *yes*)" in md
+
+
+def test_docqa_balanced_accuracy_from_correctness_alone() -> None:
+    from opentao.bench.diagnose import docqa_correctness
+
+    rows = [{"kind": "yesno", "answer": "yes"}] * 6 + [{"kind": "yesno", "answer": "no"}] * 2 + \
+        [{"kind": "span", "answer": "Paris"}]
+    # right on 3 of 6 yes and 2 of 2 no questions: plain yes/no accuracy 62.5, balanced (50 + 100) / 2 = 75
+    d = docqa_correctness(zip(rows, [True] * 3 + [False] * 3 + [True, True, False]))
+    assert d["yesno_recall"] == {"yes": 0.5, "no": 1.0} and d["yesno_balanced_accuracy"] == 0.75
+    assert d["accuracy_by_kind"] == {"span": 0.0, "yesno": 0.625}
+    assert docqa_correctness(zip(rows[:6], [True] * 6))["yesno_balanced_accuracy"] is None  # no "no" question
+    # an entry from correctness alone renders, with — for what needs the answers themselves
+    md = report.render_diagnostics({"full-docqa-tao-r3": {"docqa": d}}, "full")
+    assert "| `full-docqa-tao-r3` | 62.5 | 75.0 | 0.0 | — | — | — | — |" in md
+
+
+def test_diagnose_uses_per_example_correctness_without_cached_answers(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    tt = load_tao_table()
+    monkeypatch.setattr(tt, "RESULTS", tmp_path / "results")
+    monkeypatch.setattr(tt, "WORK", tmp_path / "runs")  # no cached eval answers
+    gold = [{"id": "a", "kind": "yesno", "answer": "yes"}, {"id": "b", "kind": "yesno", "answer": "no"},
+            {"id": "c", "kind": "span", "answer": "Paris"}]
+    test_file = tmp_path / "test.jsonl"
+    test_file.write_text("".join(json.dumps(r) + "\n" for r in gold))
+    monkeypatch.setattr(tt.Bench, "test_file", lambda self, task: test_file)
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "diagnostics-full.json").write_text(json.dumps(
+        {"full-docqa-base": {"docqa": {"yesno_yes_share": 0.0}}, "full-gone": {"docqa": {"kept": 1}}}))
+    ResultDir(tmp_path / "results", "full").save("docqa-base", {"tasks": ["docqa"], "evals": {"docqa": {
+        "model": "base", "accuracy": 1 / 3, "per_example": {"ids": ["a", "b", "c"], "correct": [False, True, False]}}}})
+    out = json.loads(tt.diagnose("full").read_text())
+    entry = out["full-docqa-base"]["docqa"]
+    assert entry["yesno_balanced_accuracy"] == 0.5 and entry["yesno_recall"] == {"yes": 0.0, "no": 1.0}
+    assert entry["yesno_yes_share"] == 0.0  # the earlier entry's answer-level fields are kept
+    assert out["full-gone"] == {"docqa": {"kept": 1}}  # an arm with no result here keeps its entry
 
 
 def test_instruct_diagnostics_pass_rate_per_type() -> None:

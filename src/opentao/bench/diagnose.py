@@ -6,7 +6,8 @@ Accuracy alone hides two failure modes that matter for a label-free method:
   share of "yes" questions without reading the passage. Self-consistency rewards are known to amplify the
   model's own bias this way (the TTRL paper's caveat). :func:`docqa_diagnostics` reports per-kind accuracy, how
   often the yes/no answers are strict one-word answers, the share of them that are "yes", and the accuracy of the
-  two constant answers on the same examples.
+  two constant answers on the same examples; :func:`docqa_correctness` the balanced yes/no accuracy (mean recall
+  of the two classes), which no constant answer lifts above 50%.
 * **lost skills on held-out constraint types** (instruct) — training on seen constraint types can unlearn the
   held-out ones. :func:`instruct_diagnostics` reports the pass rate of every constraint type.
 """
@@ -21,30 +22,46 @@ def _rate(k: float, n: int) -> float | None:
     return k / n if n else None
 
 
+def docqa_correctness(pairs: Iterable[tuple[dict, bool]]) -> dict:
+    """``pairs``: (gold row ``{"kind", "answer"}``, graded correct). Needs no prediction text, so it also runs on
+    an arm's saved per-example correctness: per-kind accuracy, the recall of each yes/no class and their mean, the
+    **balanced yes/no accuracy** — 50% for any constant answer, whatever the test split's share of *yes*."""
+    n, correct, n_cls, hit_cls = Counter(), Counter(), Counter(), Counter()
+    for row, ok in pairs:
+        n[row["kind"]] += 1
+        correct[row["kind"]] += bool(ok)
+        if row["kind"] == "yesno":
+            n_cls[row["answer"]] += 1
+            hit_cls[row["answer"]] += bool(ok)
+    recall = {c: _rate(hit_cls[c], n_cls[c]) for c in ("yes", "no")}
+    both = [r for r in recall.values() if r is not None]
+    return {"n": dict(n), "accuracy_by_kind": {k: _rate(correct[k], n[k]) for k in sorted(n)},
+            "yesno_classes": {c: n_cls[c] for c in ("yes", "no")}, "yesno_recall": recall,
+            "yesno_balanced_accuracy": sum(both) / 2 if len(both) == 2 else None}
+
+
 def docqa_diagnostics(pairs: Iterable[tuple[dict, str]]) -> dict:
     """``pairs``: (gold row ``{"kind", "answer"}``, prediction). Shares are in [0, 1], None when undefined."""
     from opentao.tasks.docqa import grade, is_strict_yes_no, yes_no
 
-    n, correct, said, strict = Counter(), Counter(), Counter(), 0
+    graded, said, strict = [], Counter(), 0
     gold_yes = 0
     for row, pred in pairs:
-        kind = row["kind"]
-        n[kind] += 1
-        correct[kind] += grade(row, pred)[0]
-        if kind == "yesno":
+        graded.append((row, grade(row, pred)[0]))
+        if row["kind"] == "yesno":
             gold_yes += row["answer"] == "yes"
             strict += is_strict_yes_no(pred)
             said[yes_no(pred) or "neither"] += 1
-    total = sum(n.values())
+    out = docqa_correctness(graded)
+    n_yesno, total = out["n"].get("yesno", 0), len(graded)
     return {
-        "n": dict(n),
-        "accuracy_by_kind": {k: _rate(correct[k], n[k]) for k in sorted(n)},
-        "yesno_strict_share": _rate(strict, n["yesno"]),
+        **out,
+        "yesno_strict_share": _rate(strict, n_yesno),
         "yesno_answers": {k: said[k] for k in ("yes", "no", "neither")},
         "yesno_yes_share": _rate(said["yes"], said["yes"] + said["no"]),
         # accuracy over *all* examples of answering a constant to every yes/no question (spans then score 0)
         "always_yes_accuracy": _rate(gold_yes, total),
-        "always_no_accuracy": _rate(n["yesno"] - gold_yes, total),
+        "always_no_accuracy": _rate(n_yesno - gold_yes, total),
     }
 
 

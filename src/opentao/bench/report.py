@@ -322,19 +322,27 @@ def render_diagnostics(diag: dict[str, dict], mode: str) -> str:
     lines = [f"### Why: answer-level diagnostics ({mode} run and tried arms)", ""]
     docqa = _ordered(diag, "docqa")
     if docqa:
-        ref = docqa[0][1]
-        lines += ["**docqa** — accuracy by question kind, how many yes/no answers are a bare yes/no, and the share "
-                  "of those that say *yes*. A model that answers one constant scores "
-                  f"{_pct(ref['always_yes_accuracy'])}% (always *yes*) or {_pct(ref['always_no_accuracy'])}% "
-                  "(always *no*) overall here, without reading a passage; a *yes* share near 0 or 100% means the "
-                  "arm collapsed to that constant.", "",
-                  "| arm | yes/no acc | span acc | bare yes/no | *yes* share | answers yes / no / neither | one "
-                  "constant? |", "|---|---|---|---|---|---|---|"]
+        ref = next((d for _, d in docqa if "always_yes_accuracy" in d), None)
+        consts = ("" if ref is None else f"A model that answers one constant scores {_pct(ref['always_yes_accuracy'])}% "
+                  f"(always *yes*) or {_pct(ref['always_no_accuracy'])}% (always *no*) overall here, without reading "
+                  "a passage; ")
+        cls = next((d["yesno_classes"] for _, d in docqa if "yesno_classes" in d), None)
+        cls_text = f" — {cls['yes']} *yes* and {cls['no']} *no* questions here" if cls else ""
+        lines += ["**docqa** — accuracy by question kind; the *balanced* yes/no accuracy (mean recall of the *yes* and "
+                  f"the *no* questions{cls_text}: a constant answer scores exactly 50.0 on it and an answer that "
+                  "ignores the passage 50 in expectation, so only reading lifts it); how many yes/no answers are a "
+                  "bare yes/no, and the share of those that say *yes*. "
+                  f"{consts}a *yes* share near 0 or 100% means the arm collapsed to that constant. The last four "
+                  "columns need the arm's cached answers (— where this checkout had none).", "",
+                  "| arm | yes/no acc | balanced yes/no acc | span acc | bare yes/no | *yes* share | answers yes / no / "
+                  "neither | one constant? |", "|---|---|---|---|---|---|---|---|"]
         for name, d in docqa:
-            a, y = d["accuracy_by_kind"], d["yesno_answers"]
-            lines.append(f"| `{name}` | {_pct(a.get('yesno'))} | {_pct(a.get('span'))} | "
-                         f"{_pct(d['yesno_strict_share'])} | {_pct(d['yesno_yes_share'])} | "
-                         f"{y['yes']} / {y['no']} / {y['neither']} | {_constant(d['yesno_yes_share'])} |")
+            a, y = d.get("accuracy_by_kind", {}), d.get("yesno_answers")
+            said = f"{y['yes']} / {y['no']} / {y['neither']}" if y else "—"
+            lines.append(f"| `{name}` | {_pct(a.get('yesno'))} | {_pct(d.get('yesno_balanced_accuracy'))} | "
+                         f"{_pct(a.get('span'))} | {_pct(d.get('yesno_strict_share'))} | "
+                         f"{_pct(d.get('yesno_yes_share'))} | {said} | "
+                         f"{_constant(d.get('yesno_yes_share'))} |")
         lines.append("")
     instruct = _ordered(diag, "instruct")
     if instruct:
