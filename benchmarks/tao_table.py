@@ -369,6 +369,7 @@ def diagnose(mode: str) -> Path:
     import pyarrow.parquet as pq
 
     from opentao.bench.diagnose import DIAGNOSTICS, docqa_correctness
+    from opentao.bench.stats import aligned, paired_bootstrap_balanced
     from opentao.evaluate.base import safe_label
     from opentao.store import RunStore
 
@@ -398,6 +399,16 @@ def diagnose(mode: str) -> Path:
                 out[key][task] = entry
             elif not out[key]:
                 del out[key]
+    base = (arms.get(f"{mode}-docqa-base") or {}).get("evals", {}).get("docqa", {}).get("per_example")
+    for key, data in arms.items():  # balanced yes/no accuracy vs the base, stratified paired bootstrap
+        per = data.get("evals", {}).get("docqa", {}).get("per_example")
+        if base and per and key != f"{mode}-docqa-base":
+            g = gold_of("docqa")
+            b, a = aligned(base, per)
+            ids = [i for i in base["ids"] if i in set(per["ids"])]
+            yn = [j for j, i in enumerate(ids) if g[i]["kind"] == "yesno"]
+            out[key]["docqa"]["yesno_balanced_vs_base"] = paired_bootstrap_balanced(
+                [b[j] for j in yn], [a[j] for j in yn], [g[ids[j]]["answer"] for j in yn], seed=SEED)
     out_path.write_text(json.dumps(out, indent=1, sort_keys=True) + "\n", encoding="utf-8")
     return out_path
 

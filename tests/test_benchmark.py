@@ -48,6 +48,28 @@ def test_bootstrap_known_data() -> None:
     assert paired_bootstrap(base, arm, n_boot=4000, seed=1) == out  # deterministic for a seed
 
 
+def test_balanced_bootstrap() -> None:
+    from opentao.bench.stats import paired_bootstrap_balanced
+
+    # 8 "yes" and 2 "no" questions; the base answers "no" throughout, the arm "yes" throughout: plain accuracy
+    # rises by 60 points, balanced accuracy not at all (50 → 50), in every resample
+    classes = ["yes"] * 8 + ["no"] * 2
+    base, arm = [False] * 8 + [True] * 2, [True] * 8 + [False] * 2
+    out = paired_bootstrap_balanced(base, arm, classes)
+    assert out["delta"] == 0.0 and out["ci95"] == [0.0, 0.0]
+    # an arm that gets every question right: balanced 100 vs 50 → +50, also in every resample
+    out = paired_bootstrap_balanced(base, [True] * 10, classes, n_boot=500, seed=3)
+    assert out["delta"] == 0.5 and out["ci95"] == [0.5, 0.5]
+    # mixed: the arm fixes 4 of 8 yes (recall +0.5) and breaks 1 of 2 no (recall -0.5): Δ 0, a CI either side
+    mixed = [True] * 4 + [False] * 4 + [True, False]
+    out = paired_bootstrap_balanced(base, mixed, classes, n_boot=1000, seed=1)
+    assert out["delta"] == 0.0 and out["ci95"][0] < 0 < out["ci95"][1]
+    with pytest.raises(TaoError):
+        paired_bootstrap_balanced(base, arm, ["yes"] * 10)  # one class: balanced accuracy is undefined
+    with pytest.raises(TaoError):
+        paired_bootstrap_balanced(base, arm[:3], classes)
+
+
 def test_bootstrap_errors_and_alignment() -> None:
     with pytest.raises(TaoError):
         paired_bootstrap([True], [True, False])
@@ -276,6 +298,12 @@ def test_diagnose_uses_per_example_correctness_without_cached_answers(tmp_path: 
     assert entry["yesno_balanced_accuracy"] == 0.5 and entry["yesno_recall"] == {"yes": 0.0, "no": 1.0}
     assert entry["yesno_yes_share"] == 0.0  # the earlier entry's answer-level fields are kept
     assert out["full-gone"] == {"docqa": {"kept": 1}}  # an arm with no result here keeps its entry
+    assert "yesno_balanced_vs_base" not in entry  # the base is not compared with itself
+    ResultDir(tmp_path / "results", "full").save("docqa-tao", {"tasks": ["docqa"], "evals": {"docqa": {
+        "model": "tao", "accuracy": 2 / 3, "per_example": {"ids": ["c", "a", "b"], "correct": [False, True, True]}}}})
+    entry = json.loads(tt.diagnose("full").read_text())["full-docqa-tao"]["docqa"]
+    assert entry["yesno_balanced_accuracy"] == 1.0
+    assert entry["yesno_balanced_vs_base"]["delta"] == 0.5 and entry["yesno_balanced_vs_base"]["n"] == 2
 
 
 def test_instruct_diagnostics_pass_rate_per_type() -> None:

@@ -27,6 +27,30 @@ def paired_bootstrap(base: Sequence[bool], arm: Sequence[bool], *, n_boot: int =
     return {"delta": sum(diff) / n, "ci95": [lo, hi], "n": n, "n_boot": n_boot}
 
 
+def paired_bootstrap_balanced(base: Sequence[bool], arm: Sequence[bool], classes: Sequence[str], *,
+                              n_boot: int = 2000, seed: int = 0) -> dict[str, float | list[float]]:
+    """Difference of *balanced* accuracies (mean over classes of the per-class accuracy, i.e. recall) of two
+    paired evals, with a 95% CI from a bootstrap stratified by class: each class's examples are resampled within
+    the class, so every resample keeps the class sizes and the statistic stays defined."""
+    if not len(base) == len(arm) == len(classes):
+        raise TaoError(f"balanced bootstrap needs equal lengths, got {len(base)}, {len(arm)} and {len(classes)}")
+    by_class: dict[str, list[int]] = {}
+    for a, b, c in zip(arm, base, classes):
+        by_class.setdefault(c, []).append(int(bool(a)) - int(bool(b)))
+    if len(by_class) < 2:
+        raise TaoError(f"balanced accuracy needs at least two classes, got {sorted(by_class)}")
+    diffs = list(by_class.values())
+    rng = random.Random(seed)
+
+    def stat(groups: list[list[int]]) -> float:
+        return sum(sum(g) / len(g) for g in groups) / len(groups)
+
+    deltas = sorted(stat([[d[rng.randrange(len(d))] for _ in d] for d in diffs]) for _ in range(n_boot))
+    lo = deltas[int(0.025 * (n_boot - 1))]
+    hi = deltas[int(round(0.975 * (n_boot - 1)))]
+    return {"delta": stat(diffs), "ci95": [lo, hi], "n": len(base), "n_boot": n_boot}
+
+
 def aligned(base: dict, arm: dict) -> tuple[list[bool], list[bool]]:
     """Per-example correctness of two evals (``{"ids": [...], "correct": [...]}``) on their common ids."""
     b = dict(zip(base["ids"], base["correct"]))
