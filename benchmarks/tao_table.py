@@ -89,10 +89,14 @@ TASKS: dict[str, dict[str, Any]] = {
         threshold=0.5, eval=dict(max_new_tokens=96, stop=[]), max_length=448),
 }
 
+CALIBRATED_VOTE = {"type": "opentao.tasks.docqa:GroundedScorer", "vote_weight": 0.5, "calibrate": True}
+CALIBRATED_WHY = ("batch-calibrated yes/no vote (the winner is the answer drawn most often relative to the model's "
+                  "prior over the round) instead of the plain plurality")
+
 # What we tried for the targets the default arms miss (``--tried``, results in ``results/tried-*.json``; not part of
 # the ≤ 3 h full plan). Each is one arm of the full plan with one or two knobs changed — the same prompts, sample
-# pool and seed — so its difference to that arm is the knob's effect (one seed: read it with the CI).
-# (task, variant, changes, why)
+# pool and seed — so its difference to that arm is the knob's effect (one seed: read it with the CI). ``vs`` names
+# the plan arm to compare with when it is not ``from`` (a K-scaling arm of the same K). (task, variant, changes, why)
 TRIED: list[tuple[str, str, dict[str, Any], str]] = [
     ("instruct", "tao-steps4", {"from": "tao", "steps": 4},
      "4 optimizer steps instead of 16 (~0.8 epoch of the 39 kept examples instead of 3.3): overfitting?"),
@@ -115,6 +119,11 @@ TRIED: list[tuple[str, str, dict[str, Any], str]] = [
     ("instruct", "tao-n256", {"from": "tao", "n_train": 256},
      "256 training prompts instead of 64 (same 16 steps): prompts are free for TAO, labels are not"),
     ("instruct", "sft-n256", {"from": "sft", "n_train": 256}, "labeled SFT on the same 256 prompts (the fair bar)"),
+    # the docqa vote amplifies the model's answer prior (see the diagnostics): a batch-calibrated vote, at each K
+    ("docqa", "tao-calvote", {"from": "tao", "scorers": [CALIBRATED_VOTE]}, CALIBRATED_WHY + ", K=4"),
+    ("docqa", "tao-calvote-k2", {"from": "tao", "vs": "tao-k2", "k": 2, "scorers": [CALIBRATED_VOTE]}, CALIBRATED_WHY + ", K=2"),
+    ("docqa", "tao-calvote-k8", {"from": "tao", "vs": "tao-k8", "k": 8, "scorers": [CALIBRATED_VOTE]}, CALIBRATED_WHY + ", K=8"),
+    ("docqa", "tao-calvote-k16", {"from": "tao", "vs": "tao-k16", "k": 16, "scorers": [CALIBRATED_VOTE]}, CALIBRATED_WHY + ", K=16"),
 ]
 
 
@@ -214,13 +223,16 @@ class Bench:
             self._pools[key] = groups
         return self._pools[key]
 
-    def tao_rewards(self, task: str, groups: dict[str, list[Candidate]], k: int) -> dict[str, float | None]:
-        """The label-free combined reward of each of the first ``k`` candidates, scored as a group of ``k``."""
-        from opentao.score.registry import build_scorers, score_group_all
+    def tao_rewards(self, task: str, groups: dict[str, list[Candidate]], k: int,
+                    scorers: list[dict] | None = None) -> dict[str, float | None]:
+        """The label-free combined reward of each of the first ``k`` candidates, scored as a group of ``k``
+        (after fitting batch-level scorers on all those groups, as the score stage does)."""
+        from opentao.score.registry import build_scorers, fit_scorers, score_group_all
         from opentao.score.stage import with_default_db
 
-        scorers = build_scorers(with_default_db(TASKS[task]["scorers"], self.db(task)))
+        scorers = build_scorers(with_default_db(scorers or TASKS[task]["scorers"], self.db(task)))
         prompts = self.prompt_index(task)
+        fit_scorers(scorers, [(prompts[pid], cands[:k]) for pid, cands in groups.items()])
         out: dict[str, float | None] = {}
         for pid, cands in groups.items():
             _, combined = score_group_all(scorers, prompts[pid], cands[:k])
@@ -294,7 +306,7 @@ class Bench:
 
     def run_tried(self, spec: ArmSpec) -> dict:
         """An arm of the plan (``from``: sft | tao | oracle, round 1) with ``k``/``steps``/``lr``/``threshold``/
-        ``method``/``n_train`` changed; at the plan's ``n_train`` the sample pool is the plan's, so only training
+        ``method``/``n_train``/``scorers`` changed; at the plan's ``n_train`` the sample pool is the plan's, so only training
         and eval run."""
         task, p = spec.tasks[0], spec.params
         k, method, n = p.get("k", self.s["k"]), p.get("method", "rft"), p.get("n_train")
@@ -310,7 +322,8 @@ class Bench:
         if p["from"] == "oracle":
             rewards, threshold = self.gold_rewards(task, groups, k), 1.0
         else:
-            rewards, threshold = self.tao_rewards(task, groups, k), p.get("threshold", TASKS[task]["threshold"])
+            rewards = self.tao_rewards(task, groups, k, p.get("scorers"))
+            threshold = p.get("threshold", TASKS[task]["threshold"])
         ex, sel = self.examples(task, groups, rewards, threshold, 1, method=method)
         tr = self.train(name, "bundled", ex, steps, TASKS[task]["max_length"], lr=p.get("lr", 3e-4), method=method)
         return {"train": tr, "selection": {**sel, "k": k, "threshold": threshold, "method": method},

@@ -235,3 +235,27 @@ def test_score_group_all_with_normalize_and_abstain():
     assert per["majority_vote"] == [None, None, None]  # no consensus: abstains
     assert per["ranks"] == [0.0, 1.0, 2.0]
     assert combined == pytest.approx([0.0, 0.5, 1.0])  # only the ranks scorer counts
+
+
+def test_fit_scorers_fits_only_scorers_that_fit_and_wraps_their_errors() -> None:
+    from opentao.score.registry import fit_scorers
+
+    class Fits:
+        name = "fits"
+
+        def __init__(self, fail: bool = False) -> None:
+            self.seen, self.fail = None, fail
+
+        def fit(self, groups):
+            if self.fail:
+                raise ValueError("boom")
+            self.seen = [p.prompt_id for p, _ in groups]
+
+        def score_group(self, prompt, candidates):
+            return [0.0] * len(candidates)
+
+    fits, plain = Fits(), RegexScorer(pattern="a")
+    fit_scorers([(fits, 1.0), (plain, 1.0)], [(PROMPT, cands(["a"]))])
+    assert fits.seen == ["p"]
+    with pytest.raises(TaoError, match="'fits' failed to fit: ValueError: boom"):
+        fit_scorers([(Fits(fail=True), 1.0)], [(PROMPT, cands(["a"]))])

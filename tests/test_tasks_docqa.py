@@ -120,6 +120,58 @@ def test_grounded_scorer() -> None:
         GroundedScorer(vote_weight=2)
 
 
+def test_calibrated_vote_corrects_the_answer_prior() -> None:
+    passage = "The castle of Lord 3 was built in 1003."
+    yn = [Prompt(f"q{i}", docqa_messages(passage, f"Question {i}?", "yesno")) for i in range(4)]
+    span = Prompt("s", docqa_messages(passage, "Who built it?", "span"))
+    groups = [(yn[0], _cands(["no", "no", "no", "yes"])), (yn[1], _cands(["no"] * 4)),
+              (yn[2], _cands(["no", "no", "yes", "yes"])), (yn[3], _cands(["No", "no", "no", "maybe"])),
+              (span, _cands(["Lord 3", "Lord 3", "castle"]))]
+    plain, cal = GroundedScorer(), GroundedScorer(calibrate=True)
+    assert cal.score_group(*groups[0]) == plain.score_group(*groups[0]) == [1.0, 1.0, 1.0, 0.5]  # unfitted = plain
+    cal.fit(groups)
+    # the model says yes on 1/4, 0, 2/4 and 0/3 of its valid answers: prior q_yes = 0.1875
+    assert cal.prior["yes"] == pytest.approx(0.1875) and cal.prior["no"] == pytest.approx(0.8125)
+    # one yes in four is more than this model's usual 19%: calibrated, yes wins; the plain vote says no
+    assert cal.score_group(*groups[0]) == [0.5, 0.5, 0.5, 1.0]
+    assert plain.score_group(*groups[0]) == [1.0, 1.0, 1.0, 0.5]
+    assert cal.score_group(*groups[2]) == [0.5, 0.5, 1.0, 1.0]  # a 2–2 tie goes to the rarer answer
+    assert cal.score_group(*groups[1]) == [1.0] * 4  # unanimous stays unanimous
+    assert cal.score_group(*groups[4]) == plain.score_group(*groups[4]) == [1.0, 1.0, 0.5]  # spans: plain vote
+    with pytest.raises(TaoError):
+        GroundedScorer(calibrate="yes")
+
+
+def test_score_stage_fits_on_every_group_also_on_a_resume(tmp_path: Path) -> None:
+    from opentao.config import ScoreConfig
+    from opentao.score.stage import run_score
+    from opentao.store import RunStore
+
+    passage = "The castle of Lord 3 was built in 1003."
+    store = RunStore(tmp_path / "run")
+    prompts = [Prompt(f"q{i}", docqa_messages(passage, f"Question {i}?", "yesno"), round=1) for i in range(4)]
+    store.write_part("prompts", "r1", prompts, Prompt.SCHEMA)
+    answers = [["no", "no", "no", "yes"], ["no"] * 4, ["no", "no", "yes", "yes"], ["no"] * 4]
+    cands = [Candidate(p.prompt_id, f"{p.prompt_id}#{j}", "plain", [], t, t, t, 1)
+             for p, texts in zip(prompts, answers) for j, t in enumerate(texts)]
+    store.write_part("candidates", "r1-00000", cands, Candidate.SCHEMA)
+    cfg = ScoreConfig(scorers=[{"type": "opentao.tasks.docqa:GroundedScorer", "calibrate": True}],
+                      prompts_per_part=1)
+
+    def q0_scores() -> list[float]:
+        rows = store.query("SELECT score FROM scores WHERE prompt_id = 'q0' AND scorer = 'docqa_grounded' "
+                           "ORDER BY candidate_id")
+        return [r["score"] for r in rows]
+
+    run_score(store, cfg, round_=1)
+    assert q0_scores() == [0.5, 0.5, 0.5, 1.0]  # calibrated over the whole round: the lone yes wins
+    first = sorted(store.parts("scores"))
+    for part in first[:1]:  # lose q0's part, as a killed run would, and resume
+        part.unlink()
+    stats = run_score(store, cfg, round_=1)
+    assert stats["parts_skipped"] == 3 and q0_scores() == [0.5, 0.5, 0.5, 1.0]
+
+
 def test_scorer_plugs_in_through_the_registry() -> None:
     from opentao.score.registry import build_scorers
 

@@ -260,10 +260,10 @@ def _delta(a: dict | None, b: dict | None) -> str:
 def same_pool(tried: dict, ref: dict | None) -> bool | None:
     """Whether a tried arm trained from the same sample pool as the plan arm it varies: the pool's fingerprint
     (candidate count and gold-correct share of the candidates, a diagnostic the selection records) must match.
-    None when it cannot be told: a labeled-SFT variant (no pool), a changed ``k`` or ``n_train`` (another pool by
-    design), or a side that recorded no selection."""
+    None when it cannot be told: a labeled-SFT variant (no pool), a changed ``k`` (unless ``vs`` names the plan
+    arm of that K) or ``n_train`` (another pool by design), or a side that recorded no selection."""
     p = tried.get("params", {})
-    if p.get("from") == "sft" or "k" in p or "n_train" in p or ref is None:
+    if p.get("from") == "sft" or ("k" in p and "vs" not in p) or "n_train" in p or ref is None:
         return None
     a, b = tried.get("selection") or {}, ref.get("selection") or {}
     keys = ("candidates", "gold_correct_share_of_candidates")
@@ -273,12 +273,12 @@ def same_pool(tried: dict, ref: dict | None) -> bool | None:
 
 
 def render_tried(tried: dict[str, dict], results: dict[str, dict]) -> str:
-    """The ``--tried`` arms: each against the base and against the plan arm it varies (``params.from``)."""
+    """The ``--tried`` arms: each against the base and against its plan arm (``params.vs``, else ``.from``)."""
     lines = ["### What we tried for the missed targets", "",
-             "Each row is one plan arm (round 1) with the named knob changed — same prompts and seed — so *Δ vs its "
-             "arm* is that knob's effect on one seed.", "",
+             "Each row is one plan arm (round 1; *its arm*, named in the row) with the named knob changed — same "
+             "prompts and seed — so *Δ vs its arm* is that knob's effect on one seed.", "",
              "| task | tried | what changed | kept examples (gold-correct) | steps | accuracy | Δ vs base (95% CI) "
-             "| Δ vs its arm (95% CI) |", "|---|---|---|---|---|---|---|---|"]
+             "| its arm | Δ vs its arm (95% CI) |", "|---|---|---|---|---|---|---|---|---|"]
     differs = False
     for name, data in sorted(tried.items(), key=lambda kv: (TASKS.index(kv[1]["tasks"][0]), kv[0])):
         task, p = data["tasks"][0], data.get("params", {})
@@ -286,17 +286,45 @@ def render_tried(tried: dict[str, dict], results: dict[str, dict]) -> str:
         sel, tr = data.get("selection") or {}, data.get("train") or {}
         share = sel.get("gold_correct_share_of_chosen")
         kept = f"{sel.get('examples', '—')}" + (f" ({100 * share:.0f}%)" if share is not None else "")
-        ref = arm_eval(results, task, p.get("from", "tao"))
-        mark = " ‡" if same_pool(data, arm_data(results, task, p.get("from", "tao"))) is False else ""
+        arm = p.get("vs", p.get("from", "tao"))
+        ref = arm_eval(results, task, arm)
+        mark = " ‡" if same_pool(data, arm_data(results, task, arm)) is False else ""
         differs = differs or bool(mark)
         lines.append(f"| {task} | `{name}` | {p.get('why', '')} | {kept} | {tr.get('steps', '—')} | "
                      f"{_pct(ev['accuracy'])} | {_delta(arm_eval(results, task, 'base'), ev)} | "
-                     f"{_delta(ref, ev)}{mark} |")
+                     f"`{task}-{arm}` | {_delta(ref, ev)}{mark} |")
     if differs:
         lines += ["", "‡ this arm's sample pool was regenerated (in a later session) and is not its arm's: the "
                   "gold-correct share of its candidates differs, so *Δ vs its arm* mixes the knob's effect with "
                   "sampling noise."]
+    if series := tried_k_series(tried, results):
+        ks = sorted({k for rows in series.values() for k in rows})
+        lines += ["", "**Compute scaling with a tried change** — held-out accuracy at each K with the change, and "
+                  "(in brackets) the plan's TAO arm at that K:", "",
+                  "| tried | " + " | ".join(f"K={k}" for k in ks) + " | non-decreasing in K? |",
+                  "|---|" + "---|" * (len(ks) + 1)]
+        for stem, rows in series.items():
+            accs = [rows[k][0] for k in sorted(rows)]
+            mono = all(b >= a for a, b in zip(accs, accs[1:])) and accs[-1] > accs[0]
+            cells = [f"{_pct(rows[k][0])} ({_pct(rows[k][1])})" if k in rows else "—" for k in ks]
+            lines.append(f"| `{stem}` | " + " | ".join(cells) + f" | {'yes' if mono else 'no'} |")
     return "\n".join(lines) + "\n"
+
+
+def tried_k_series(tried: dict[str, dict], results: dict[str, dict]) -> dict[str, dict[int, tuple]]:
+    """Tried arms that differ only in K (names ``<stem>`` and ``<stem>-k<K>``; the stem runs the plan's default
+    K) → ``{stem: {K: (accuracy, the plan's TAO accuracy at that K or None)}}``, for stems with ≥ 2 values of K."""
+    import re
+
+    out: dict[str, dict[int, tuple]] = {}
+    for name, data in tried.items():
+        task, p = data["tasks"][0], data.get("params", {})
+        m = re.fullmatch(r"(.*)-k(\d+)", name)
+        stem = m.group(1) if m and "k" in p else name
+        k = int(p.get("k", (arm_data(results, task, "tao") or {}).get("params", {}).get("k", 4)))
+        plan = arm_eval(results, task, "tao" if "k" not in p else p.get("vs", f"tao-k{k}"))
+        out.setdefault(stem, {})[k] = (data["evals"][task]["accuracy"], plan["accuracy"] if plan else None)
+    return {stem: rows for stem, rows in out.items() if len(rows) >= 2}
 
 
 def _ordered(diag: dict[str, dict], task: str) -> list[tuple[str, dict]]:

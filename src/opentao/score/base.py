@@ -2,7 +2,8 @@
 
 A Scorer rates a whole *group* of candidates for one prompt at once (so it can compare them: majority vote,
 group judges) and returns one score per candidate, or None where it abstains. Users plug in their own with
-``"package.module:attr"`` in the config.
+``"package.module:attr"`` in the config. A scorer that needs batch-level statistics also implements
+:class:`FitsBatch`; the score stage calls its ``fit`` with all of the round's groups first.
 """
 
 from __future__ import annotations
@@ -21,6 +22,15 @@ class Scorer(Protocol):
     name: str
 
     def score_group(self, prompt: Prompt, candidates: list[Candidate]) -> list[float | None]: ...
+
+
+@runtime_checkable
+class FitsBatch(Protocol):
+    """Optional: a Scorer that also has ``fit`` sees every group of the round once, before any group is scored, to
+    learn a batch-level statistic (e.g. the answer prior of a calibrated vote). ``fit`` must be deterministic in
+    its input, so a resumed stage that refits on the same groups scores the same."""
+
+    def fit(self, groups: list[tuple[Prompt, list[Candidate]]]) -> None: ...
 
 
 def import_object(spec: str) -> Any:

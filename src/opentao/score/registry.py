@@ -16,7 +16,7 @@ from typing import Any
 
 from opentao.errors import TaoError
 from opentao.records import Candidate, Prompt
-from opentao.score.base import Scorer, import_object
+from opentao.score.base import FitsBatch, Scorer, import_object
 from opentao.score.combine import NORMALIZATIONS, combine
 from opentao.score.guards import InjectionGuard, LengthPenalty, RelevanceFloor, RepetitionPenalty
 from opentao.score.judge import GroupJudgeScorer, JudgeScorer, LogprobJudgeScorer
@@ -26,7 +26,7 @@ from opentao.score.sql import SqlExecScorer
 from opentao.score.vote import MajorityVoteScorer
 
 __all__ = ["BUILTIN_SCORERS", "RESERVED_NAMES", "build_scorer", "build_scorers", "own_normalizations",
-           "score_group_all"]
+           "fit_scorers", "score_group_all"]
 
 BUILTIN_SCORERS: dict[str, Callable[..., Any]] = {
     "sql_exec": SqlExecScorer,
@@ -168,6 +168,19 @@ def _validate(name: str, values: Any, n: int) -> list[float | None]:
         else:
             raise TaoError(f"scorer {name!r} returned {v!r} for candidate #{i + 1}: expected a finite number or None")
     return out
+
+
+def fit_scorers(scorers_with_weights: Sequence[tuple[Scorer, float]],
+                groups: list[tuple[Prompt, list[Candidate]]]) -> None:
+    """Call ``fit`` (:class:`~opentao.score.base.FitsBatch`) on every scorer that has one, with all the groups."""
+    for scorer, _ in scorers_with_weights:
+        if isinstance(scorer, FitsBatch):
+            try:
+                scorer.fit(groups)
+            except TaoError:
+                raise
+            except Exception as e:
+                raise TaoError(f"scorer {scorer.name!r} failed to fit: {type(e).__name__}: {e}") from e
 
 
 def score_group_all(

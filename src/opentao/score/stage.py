@@ -15,7 +15,7 @@ from opentao.errors import TaoError
 from opentao.generate.stage import chunks
 from opentao.progress import progress_bar
 from opentao.records import Candidate, Prompt, Score
-from opentao.score.registry import build_scorers, own_normalizations, score_group_all
+from opentao.score.registry import build_scorers, fit_scorers, own_normalizations, score_group_all
 from opentao.store import RunStore
 
 SQL_SCORERS = {"sql_exec", "majority_vote"}
@@ -50,6 +50,9 @@ def run_score(store: RunStore, cfg: ScoreConfig, *, round_: int = 0, db: str | N
     if not groups:
         raise TaoError(f"no candidates for round {round_} in {store.root}: run 'tao generate' first")
     order = [pid for pid in prompts if pid in groups]
+    for pid in order:
+        groups[pid].sort(key=lambda c: c.candidate_id)
+    fit_scorers(scorers, [(prompts[pid], groups[pid]) for pid in order])  # every group, also on a resume
     parts = chunks(order, cfg.prompts_per_part)
     todo = [(i, p) for i, p in enumerate(parts) if not store.has_part("scores", f"r{round_}-{i:05d}")]
     stats: dict[str, Any] = {"groups": len(order), "parts_skipped": len(parts) - len(todo), "abstained": Counter()}
@@ -57,7 +60,7 @@ def run_score(store: RunStore, cfg: ScoreConfig, *, round_: int = 0, db: str | N
         for idx, part in todo:
             rows: list[Score] = []
             for pid in part:
-                cands = sorted(groups[pid], key=lambda c: c.candidate_id)
+                cands = groups[pid]
                 per_scorer, combined = score_group_all(scorers, prompts[pid], cands, normalize=cfg.normalize,
                                                      per_scorer_normalize=own_norm)
                 for name, values in [*per_scorer.items(), ("combined", combined)]:
