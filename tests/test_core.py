@@ -184,3 +184,21 @@ def test_table_parts_get_ordinary_file_permissions(tmp_path):
     os.umask(mask)
     for path in (store.part_path("prompts", "r1"), store.summary_path("s")):
         assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~mask, path
+
+
+def test_auto_dtype_is_bf16_only_where_the_hardware_has_it(monkeypatch):
+    import torch
+
+    from opentao.models import cpu_has_fast_bf16, pick_dtype
+
+    cpu, gpu = torch.device("cpu"), torch.device("cuda")
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    assert not cpu_has_fast_bf16()
+    assert pick_dtype("auto", cpu) == torch.float32  # generic bf16 GEMM: far slower than fp32 on AVX2 CPUs
+    assert pick_dtype("auto", gpu) == torch.bfloat16
+    assert pick_dtype("bf16", cpu) == torch.bfloat16  # an explicit choice is kept
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True)
+    assert cpu_has_fast_bf16() and pick_dtype("auto", cpu) == torch.bfloat16
+    with pytest.raises(TaoError, match="unknown dtype"):
+        pick_dtype("int3", cpu)

@@ -8,6 +8,7 @@ directories (generation parts, trainer checkpoints, cached evals).
 from __future__ import annotations
 
 import json
+import os
 import platform
 import time
 from collections.abc import Callable, Iterable
@@ -56,6 +57,18 @@ class ResultDir:
         return out
 
 
+def machine_info() -> dict:
+    """What an arm ran on: Python, CPU, and the compute dtype ``auto`` picks there (it changes the numbers a little
+    and the speed a lot)."""
+    import torch
+
+    from opentao.models import pick_device, pick_dtype
+
+    return {"python": platform.python_version(), "cpu": platform.processor() or platform.machine(),
+            "cpu_count": os.cpu_count(), "dtype": str(pick_dtype("auto", pick_device())).removeprefix("torch."),
+            "torch_threads": torch.get_num_threads()}
+
+
 def run_arms(specs: Iterable[ArmSpec], runner: Callable[[ArmSpec], dict[str, Any]], results: ResultDir, *,
              seed: int, config: dict[str, Any], report: Callable[[str], None] = print,
              deadline: float | None = None) -> dict[str, str]:
@@ -79,7 +92,7 @@ def run_arms(specs: Iterable[ArmSpec], runner: Callable[[ArmSpec], dict[str, Any
         data.update(
             name=spec.name, arm=spec.arm, tasks=list(spec.tasks), params=spec.params, mode=results.mode, seed=seed,
             config=config, wall_seconds=time.time() - t0, finished_at=time.strftime("%Y-%m-%dT%H:%M:%S"),
-            machine={"python": platform.python_version(), "cpu": platform.processor() or platform.machine()},
+            machine=machine_info(),
         )
         results.save(spec.name, data)
         status[spec.name] = "done"

@@ -1,6 +1,6 @@
 """Generator backends: the extension point that turns chat prompts into sampled texts.
 
-``HFGenerator`` runs batched ``transformers`` generation (bf16 on CPU by default, GPU when present). Users can
+``HFGenerator`` runs batched ``transformers`` generation (on a GPU when present; dtype ``auto``: bf16 where the hardware multiplies it natively, else fp32). Users can
 plug in another backend (vLLM, an HTTP endpoint) with ``"package.module:attr"``: any object with a
 ``generate(requests) -> outputs`` method as in the ``Generator`` protocol below.
 

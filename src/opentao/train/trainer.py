@@ -4,8 +4,9 @@
 - ``dpo`` → ``trl.DPOTrainer`` on (plain prompt, chosen, rejected); with LoRA the reference model is the
   base with the adapter switched off, so no second copy of the weights is held.
 
-Simplifications: one LoRA adapter on every linear layer; the base is held in bf16 (TRL's ``bf16=True`` does
-nothing on CPU, so we cast the model ourselves) and the LoRA weights in fp32. The adapter is merged back, so
+Simplifications: one LoRA adapter on every linear layer; the base is held in the dtype ``auto`` picks
+(:func:`opentao.models.pick_dtype`: bf16 on a GPU or a CPU with native bf16, else fp32; TRL's ``bf16=True`` does
+nothing on CPU, so we cast the model ourselves) and the LoRA weights in fp32. The merged model is saved in bf16. The adapter is merged back, so
 the tuned model has exactly the base's architecture and parameter count — inference cost is unchanged — and
 this is checked before the folder is published. Checkpoints are saved every ``save_steps`` steps, so a killed
 run resumes from the last one.
@@ -135,7 +136,7 @@ def train_model(
         args = DPOConfig(beta=cfg.beta, **common)
         trainer = DPOTrainer(model=model, args=args, train_dataset=dataset, processing_class=tok,
                              peft_config=peft_config)
-    for p in trainer.model.parameters():  # trainable LoRA weights in fp32; the frozen base stays bf16
+    for p in trainer.model.parameters():  # trainable LoRA weights in fp32; the frozen base keeps its dtype
         if p.requires_grad and p.dtype != torch.float32:
             p.data = p.data.float()
     resume = _last_checkpoint(work_dir)
