@@ -241,20 +241,16 @@ def test_render_tried_flags_a_regenerated_pool() -> None:
     assert row.endswith(" ‡ |") and "sampling noise" in md
 
 
-def test_render_tried_k_series_against_the_plan_arm_of_each_k() -> None:
+def test_render_tried_compares_with_the_arm_vs_names() -> None:
     res = fake_results()  # plan docqa TAO: K=2 7/20, K=4 6/20
-    acc = lambda k: [i < k for i in range(20)]  # noqa: E731
-    tried = {"docqa-tao-cal": {"tasks": ["docqa"], "params": {"from": "tao", "why": "cal, K=4"},
-                               "evals": {"docqa": _eval("docqa", acc(9))}},
-             "docqa-tao-cal-k2": {"tasks": ["docqa"], "params": {"from": "tao", "vs": "tao-k2", "k": 2, "why": "cal"},
-                                  "evals": {"docqa": _eval("docqa", acc(8))}},
-             "docqa-tao-k16-dpo": {"tasks": ["docqa"], "params": {"from": "tao", "k": 16, "why": "dpo"},
-                                   "evals": {"docqa": _eval("docqa", acc(1))}}}
-    assert report.tried_k_series(tried, res) == {"docqa-tao-cal": {2: (0.4, 0.35), 4: (0.45, 0.3)}}
-    md = report.render_tried(tried, res)
-    row = next(line for line in md.splitlines() if "`docqa-tao-cal-k2`" in line)
+    tried = {"docqa-tao-cal-k2": {"tasks": ["docqa"], "params": {"from": "tao", "vs": "tao-k2", "k": 2, "why": "cal"},
+                                  "evals": {"docqa": _eval("docqa", [i < 8 for i in range(20)])},
+                                  "selection": {"examples": 12, "gold_correct_share_of_chosen": 0.5,
+                                                "chosen_yesno": 10, "chosen_yes_share": 0.7}}}
+    row = next(line for line in report.render_tried(tried, res).splitlines() if "`docqa-tao-cal-k2`" in line)
     assert "| `docqa-tao-k2` | +5.0 [" in row  # compared with the plan's K=2 arm (7/20), not K=4 (6/20)
-    assert "| `docqa-tao-cal` | 40.0 (35.0) | 45.0 (30.0) | yes |" in md
+    assert "| 12 (50%); 70% of its 10 yes/no say *yes* |" in row
+
 
 # ------------------------------------------------------------------------------------------ diagnostics
 

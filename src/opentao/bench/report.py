@@ -286,6 +286,8 @@ def render_tried(tried: dict[str, dict], results: dict[str, dict]) -> str:
         sel, tr = data.get("selection") or {}, data.get("train") or {}
         share = sel.get("gold_correct_share_of_chosen")
         kept = f"{sel.get('examples', '—')}" + (f" ({100 * share:.0f}%)" if share is not None else "")
+        if sel.get("chosen_yes_share") is not None:
+            kept += f"; {100 * sel['chosen_yes_share']:.0f}% of its {sel['chosen_yesno']} yes/no say *yes*"
         arm = p.get("vs", p.get("from", "tao"))
         ref = arm_eval(results, task, arm)
         mark = " ‡" if same_pool(data, arm_data(results, task, arm)) is False else ""
@@ -297,34 +299,7 @@ def render_tried(tried: dict[str, dict], results: dict[str, dict]) -> str:
         lines += ["", "‡ this arm's sample pool was regenerated (in a later session) and is not its arm's: the "
                   "gold-correct share of its candidates differs, so *Δ vs its arm* mixes the knob's effect with "
                   "sampling noise."]
-    if series := tried_k_series(tried, results):
-        ks = sorted({k for rows in series.values() for k in rows})
-        lines += ["", "**Compute scaling with a tried change** — held-out accuracy at each K with the change, and "
-                  "(in brackets) the plan's TAO arm at that K:", "",
-                  "| tried | " + " | ".join(f"K={k}" for k in ks) + " | non-decreasing in K? |",
-                  "|---|" + "---|" * (len(ks) + 1)]
-        for stem, rows in series.items():
-            accs = [rows[k][0] for k in sorted(rows)]
-            mono = all(b >= a for a, b in zip(accs, accs[1:])) and accs[-1] > accs[0]
-            cells = [f"{_pct(rows[k][0])} ({_pct(rows[k][1])})" if k in rows else "—" for k in ks]
-            lines.append(f"| `{stem}` | " + " | ".join(cells) + f" | {'yes' if mono else 'no'} |")
     return "\n".join(lines) + "\n"
-
-
-def tried_k_series(tried: dict[str, dict], results: dict[str, dict]) -> dict[str, dict[int, tuple]]:
-    """Tried arms that differ only in K (names ``<stem>`` and ``<stem>-k<K>``; the stem runs the plan's default
-    K) → ``{stem: {K: (accuracy, the plan's TAO accuracy at that K or None)}}``, for stems with ≥ 2 values of K."""
-    import re
-
-    out: dict[str, dict[int, tuple]] = {}
-    for name, data in tried.items():
-        task, p = data["tasks"][0], data.get("params", {})
-        m = re.fullmatch(r"(.*)-k(\d+)", name)
-        stem = m.group(1) if m and "k" in p else name
-        k = int(p.get("k", (arm_data(results, task, "tao") or {}).get("params", {}).get("k", 4)))
-        plan = arm_eval(results, task, "tao" if "k" not in p else p.get("vs", f"tao-k{k}"))
-        out.setdefault(stem, {})[k] = (data["evals"][task]["accuracy"], plan["accuracy"] if plan else None)
-    return {stem: rows for stem, rows in out.items() if len(rows) >= 2}
 
 
 def _ordered(diag: dict[str, dict], task: str) -> list[tuple[str, dict]]:
