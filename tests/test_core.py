@@ -202,3 +202,17 @@ def test_auto_dtype_is_bf16_only_where_the_hardware_has_it(monkeypatch):
     assert cpu_has_fast_bf16() and pick_dtype("auto", cpu) == torch.bfloat16
     with pytest.raises(TaoError, match="unknown dtype"):
         pick_dtype("int3", cpu)
+
+
+def test_training_autocasts_to_bf16_only_for_a_bf16_model():
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from opentao.train.trainer import precision_args
+
+    cfg = LlamaConfig(vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                      num_attention_heads=2, num_key_value_heads=2)
+    model = LlamaForCausalLM(cfg)
+    # TRL's default bf16=True would autocast an fp32 model's matmuls to bf16 on CPU (slow without native bf16)
+    assert precision_args(model) == {"bf16": False, "fp16": False}
+    assert precision_args(model.to(torch.bfloat16)) == {"bf16": True, "fp16": False}

@@ -80,6 +80,14 @@ def _last_checkpoint(out: Path) -> str | None:
     return str(ckpts[-1]) if ckpts else None
 
 
+def precision_args(model) -> dict:
+    """TRL's configs default to ``bf16=True``, which on CPU wraps every forward in ``torch.autocast(bfloat16)``:
+    the matmuls then run in bf16 whatever the weights' dtype. Autocast only when the model itself is held in bf16
+    (:func:`opentao.models.pick_dtype` chose it, the hardware has it); an fp32 model computes in fp32. On an
+    AVX2-only CPU the autocast cost a LoRA step ~480 s instead of ~7 s (PyTorch's generic bf16 GEMM)."""
+    return {"bf16": model.dtype == torch.bfloat16, "fp16": False}
+
+
 def train_model(
     base_model: str,
     examples: list[TrainExample],
@@ -120,6 +128,7 @@ def train_model(
         use_cpu=model.device.type == "cpu",
         dataloader_num_workers=0,
         gradient_checkpointing=False,  # TRL turns it on by default; a 135M model needs no memory saving
+        **precision_args(model),
     )
     peft_config = (
         LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
