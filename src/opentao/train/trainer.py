@@ -5,10 +5,10 @@
   base with the adapter switched off, so no second copy of the weights is held.
 
 Simplifications: one LoRA adapter on every linear layer; the base is held in the dtype ``auto`` picks
-(:func:`opentao.models.pick_dtype`: bf16 on a GPU or a CPU with native bf16, else fp32; TRL's ``bf16=True`` does
-nothing on CPU, so we cast the model ourselves) and the LoRA weights in fp32. The merged model is saved in bf16. The adapter is merged back, so
-the tuned model has exactly the base's architecture and parameter count — inference cost is unchanged — and
-this is checked before the folder is published. Checkpoints are saved every ``save_steps`` steps, so a killed
+(:func:`opentao.models.pick_dtype`: bf16 on a GPU or a CPU with native bf16, else fp32), TRL's autocast follows
+that dtype (:func:`precision_args`), and the LoRA weights are fp32. The adapter is merged back and the model
+saved in bf16, so the tuned model has exactly the base's architecture and parameter count — inference cost is
+unchanged — and this is checked before the folder is published. Checkpoints are saved every ``save_steps`` steps, so a killed
 run resumes from the last one.
 """
 
