@@ -315,8 +315,8 @@ class Bench:
 
     def run_tried(self, spec: ArmSpec) -> dict:
         """An arm of the plan (``from``: sft | tao | oracle, round 1) with ``k``/``steps``/``lr``/``threshold``/
-        ``method``/``n_train``/``scorers`` changed; at the plan's ``n_train`` the sample pool is the plan's, so only training
-        and eval run."""
+        ``method``/``n_train``/``scorers`` changed; at the plan's ``n_train`` the sample pool is the plan's, so only
+        training and eval run."""
         task, p = spec.tasks[0], spec.params
         k, method, n = p.get("k", self.s["k"]), p.get("method", "rft"), p.get("n_train")
         name, steps = f"try-{spec.name}", p.get("steps", self.s["steps"])
@@ -425,9 +425,9 @@ def diagnose(mode: str) -> Path:
     for key, data in arms.items():  # balanced yes/no accuracy vs the base, stratified paired bootstrap
         per = data.get("evals", {}).get("docqa", {}).get("per_example")
         if base and per and key != f"{mode}-docqa-base":
-            g = gold_of("docqa")
-            b, a = aligned(base, per)
-            ids = [i for i in base["ids"] if i in set(per["ids"])]
+            g, theirs = gold_of("docqa"), set(per["ids"])
+            b, a = aligned(base, per)  # on the common ids, in the base's order
+            ids = [i for i in base["ids"] if i in theirs]
             yn = [j for j, i in enumerate(ids) if g[i]["kind"] == "yesno"]
             out[key]["docqa"]["yesno_balanced_vs_base"] = paired_bootstrap_balanced(
                 [b[j] for j in yn], [a[j] for j in yn], [g[ids[j]]["answer"] for j in yn], seed=SEED)

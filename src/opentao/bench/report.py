@@ -253,7 +253,11 @@ def _delta(a: dict | None, b: dict | None) -> str:
     if a is None or b is None:
         return "—"
     x, y = aligned(a["per_example"], b["per_example"])
-    d = paired_bootstrap(x, y)
+    return _points(paired_bootstrap(x, y))
+
+
+def _points(d: dict) -> str:
+    """A bootstrap result ``{"delta", "ci95"}`` in points: ``+3.3 [+0.8, +6.7]``."""
     return f"{100 * d['delta']:+.1f} [{100 * d['ci95'][0]:+.1f}, {100 * d['ci95'][1]:+.1f}]"
 
 
@@ -335,16 +339,15 @@ def render_diagnostics(diag: dict[str, dict], mode: str) -> str:
                   f"the *no* questions{cls_text}: a constant answer scores exactly 50.0 on it and an answer that "
                   "ignores the passage 50 in expectation, so only reading lifts it); how many yes/no answers are a "
                   "bare yes/no, and the share of those that say *yes*. The balanced CI is a paired bootstrap "
-                  f"stratified by class. {consts}a *yes* share near 0 or 100% means the arm collapsed to that constant. The last four "
-                  "columns need the arm's cached answers (— where this checkout had none).", "",
+                  f"stratified by class. {consts}a *yes* share near 0 or 100% means the arm collapsed to that "
+                  "constant. The last four columns need the arm's cached answers (— where this checkout had none).", "",
                   "| arm | yes/no acc | balanced yes/no acc (Δ vs base, 95% CI) | span acc | bare yes/no | *yes* share "
                   "| answers yes / no / neither | one constant? |", "|---|---|---|---|---|---|---|---|"]
         for name, d in docqa:
             a, y = d.get("accuracy_by_kind", {}), d.get("yesno_answers")
             said = f"{y['yes']} / {y['no']} / {y['neither']}" if y else "—"
             vs = d.get("yesno_balanced_vs_base")
-            bal = _pct(d.get("yesno_balanced_accuracy")) + (
-                f" ({100 * vs['delta']:+.1f} [{100 * vs['ci95'][0]:+.1f}, {100 * vs['ci95'][1]:+.1f}])" if vs else "")
+            bal = _pct(d.get("yesno_balanced_accuracy")) + (f" ({_points(vs)})" if vs else "")
             lines.append(f"| `{name}` | {_pct(a.get('yesno'))} | {bal} | "
                          f"{_pct(a.get('span'))} | {_pct(d.get('yesno_strict_share'))} | "
                          f"{_pct(d.get('yesno_yes_share'))} | {said} | "

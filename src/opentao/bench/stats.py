@@ -22,9 +22,12 @@ def paired_bootstrap(base: Sequence[bool], arm: Sequence[bool], *, n_boot: int =
     diff = [int(bool(a)) - int(bool(b)) for a, b in zip(arm, base)]
     rng = random.Random(seed)
     deltas = sorted(sum(diff[rng.randrange(n)] for _ in range(n)) / n for _ in range(n_boot))
-    lo = deltas[int(0.025 * (n_boot - 1))]
-    hi = deltas[int(round(0.975 * (n_boot - 1)))]
-    return {"delta": sum(diff) / n, "ci95": [lo, hi], "n": n, "n_boot": n_boot}
+    return {"delta": sum(diff) / n, "ci95": _percentile_ci(deltas), "n": n, "n_boot": n_boot}
+
+
+def _percentile_ci(deltas: list[float]) -> list[float]:
+    """The 2.5th and 97.5th percentiles of sorted bootstrap statistics."""
+    return [deltas[int(0.025 * (len(deltas) - 1))], deltas[int(round(0.975 * (len(deltas) - 1)))]]
 
 
 def paired_bootstrap_balanced(base: Sequence[bool], arm: Sequence[bool], classes: Sequence[str], *,
@@ -46,9 +49,7 @@ def paired_bootstrap_balanced(base: Sequence[bool], arm: Sequence[bool], classes
         return sum(sum(g) / len(g) for g in groups) / len(groups)
 
     deltas = sorted(stat([[d[rng.randrange(len(d))] for _ in d] for d in diffs]) for _ in range(n_boot))
-    lo = deltas[int(0.025 * (n_boot - 1))]
-    hi = deltas[int(round(0.975 * (n_boot - 1)))]
-    return {"delta": stat(diffs), "ci95": [lo, hi], "n": len(base), "n_boot": n_boot}
+    return {"delta": stat(diffs), "ci95": _percentile_ci(deltas), "n": len(base), "n_boot": n_boot}
 
 
 def aligned(base: dict, arm: dict) -> tuple[list[bool], list[bool]]:
