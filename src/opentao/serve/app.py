@@ -348,6 +348,7 @@ class Gateway:
             if not job.done():  # the client went away (or this handler was cancelled): nobody wants the answer
                 job.cancel()
                 self.metrics.inc("tao_cancelled_total", help="requests whose client disconnected before the answer")
+                await asyncio.wait({job})  # the cancellation reaches the batcher (the job leaves its queue)
         if job.cancelled():
             raise ClientGone()
         return job.result()

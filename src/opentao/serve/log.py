@@ -283,9 +283,9 @@ class InferenceLog:
         except BaseException as exc:  # disk full, I/O error: every waiting request fails loudly
             self.stats["write_errors"] += 1
             log.error("inference log write failed: %s", exc)
+            self._recover_handle()  # first: once a client hears of the failure, its row is already gone
             for _, fut in batch:
                 fut.set_exception(exc)
-            self._recover_handle()
             return
         self._lines += len(batch)
         self._committed += len(data)
