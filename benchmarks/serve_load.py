@@ -55,7 +55,7 @@ def main() -> None:
     port = free_port()
     serve_dir = work / "serve"
     proc = subprocess.Popen([*TAO, "serve", "--model", model, "--dir", str(serve_dir), "--port", str(port),
-                             "--max-batch", str(args.max_batch)], stdout=subprocess.DEVNULL,
+                             "--max-batch", str(args.max_batch), "--no-auth"], stdout=subprocess.DEVNULL,
                             stderr=open(work / "server.log", "wb"), env={**os.environ, "PYTHONUNBUFFERED": "1"})
     base = f"http://127.0.0.1:{port}"
     while True:

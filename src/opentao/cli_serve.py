@@ -36,25 +36,43 @@ def serve(
     redact_pii: Annotated[bool, typer.Option(help="redact emails, phones, card numbers before logging")] = False,
     delta: Annotated[Optional[str], typer.Option(help="also append the inference table to this Delta table")] = None,
     reload_s: Annotated[float, typer.Option(help="how often to check current.json for a new model")] = 2.0,
+    max_queue: Annotated[int, typer.Option(help="queued sequences before new requests get 503 + Retry-After")]
+    = 256,
+    shutdown_timeout: Annotated[float, typer.Option(help="seconds in-flight requests get on SIGTERM")] = 20.0,
+    no_auth: Annotated[bool, typer.Option("--no-auth", help="serve without API keys (every request anonymous)")]
+    = False,
 ) -> None:
-    """OpenAI-compatible gateway on the current model; logs every request to DIR's inference table."""
-    import uvicorn
+    """OpenAI-compatible gateway on the current model; logs every request to DIR's inference table.
 
+    A key is required (`tao keys add ID --dir DIR`); with no keys every request gets 401, unless --no-auth."""
     from opentao.serve.app import ServeSettings, create_app
-    from opentao.serve.keys import KeyRing
+    from opentao.serve.run import serve_gateway
 
     if not 0 < port < 65536:
         raise TaoError(f"port {port} is out of range")
+    if max_queue < 1 or shutdown_timeout < 0:
+        raise TaoError("--max-queue must be at least 1 and --shutdown-timeout at least 0")
     settings = ServeSettings(served_name=name, max_batch=max_batch, max_wait_ms=max_wait_ms,
                              max_tokens_limit=max_tokens, rate_limit_rpm=rpm, redact_pii=redact_pii, delta_uri=delta,
-                             reload_poll_s=reload_s)
+                             reload_poll_s=reload_s, max_queue=max_queue, shutdown_timeout_s=shutdown_timeout,
+                             auth=not no_auth)
     Path(dir_).mkdir(parents=True, exist_ok=True)
     web = create_app(model, serve_dir=dir_, settings=settings)
     gw = web.state.gateway
-    auth = "on" if KeyRing(Path(dir_) / "keys.json").enabled else "OFF (no keys: `tao keys add ID --dir DIR`)"
-    out.print(f"serving {gw.host.current.version} as '{name}' on http://{host}:{port}/v1 — auth {auth}; "
-              f"inference table in {dir_}", highlight=False, soft_wrap=True)
-    uvicorn.run(web, host=host, port=port, log_level="warning", timeout_graceful_shutdown=30)
+    gw.log.lock()  # another server on DIR: one error line now, before anything says "serving"
+    if no_auth:
+        auth = "OFF (--no-auth)"
+    else:
+        auth = "on" if gw.keys.has_keys else "on, but NO KEYS: every request gets 401 until `tao keys add ID --dir DIR`"
+
+    def banner() -> None:
+        out.print(f"serving {gw.host.current.version} as '{name}' on http://{host}:{port}/v1 — auth {auth}; "
+                  f"inference table in {dir_}", highlight=False, soft_wrap=True)
+
+    try:
+        serve_gateway(web, host=host, port=port, on_started=banner)
+    except KeyboardInterrupt:  # uvicorn re-raises the SIGINT it shut down on
+        pass
 
 
 @keys_app.command("add")

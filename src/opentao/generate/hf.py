@@ -14,6 +14,7 @@ prompt with one forward pass (what a yes/no judge needs), without generating.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -108,9 +109,11 @@ class TokenText:
 class HFGenerator:
     """Batched sampling with a loaded HF causal LM.
 
-    Requests are grouped by temperature and stop strings (one ``generate`` call has one of each) and chunked into
-    ``batch_size`` sequences, left-padded. Each chunk is seeded from its first request's seed, so the same
-    request list gives the same texts (on the same hardware) — which makes resumed runs reproducible.
+    Requests are grouped by temperature (one ``generate`` call has one) and chunked into ``batch_size``
+    sequences, left-padded; each row has its own stop strings (``opentao.generate.stopping.StopMatcher``).
+    ``interrupt()`` (from another thread) ends the running call within one decoding step. Each chunk is seeded
+    from its first request's seed, so the same request list gives the same texts (on the same hardware) — which
+    makes resumed runs reproducible.
     Requests asking for logprobs are batched apart, in chunks small enough that the raw logits they keep
     stay under ``LOGPROB_MEMORY_BYTES``.
     """
@@ -125,12 +128,21 @@ class HFGenerator:
         self.top_p = top_p
         self.stop_ids = stop_token_ids(tokenizer)
         self.token_text = TokenText(tokenizer)
+        self._interrupted = threading.Event()
+
+    def interrupt(self) -> None:
+        """End the running ``generate`` call at its next decoding step (its outputs are then cut short)."""
+        self._interrupted.set()
 
     def render(self, messages: list[Message]) -> str:
         return self.tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
     @torch.inference_mode()
     def _generate_chunk(self, chunk: list[GenRequest]) -> list[GenOutput]:
+        from transformers import StoppingCriteriaList
+
+        from opentao.generate.stopping import StopMatcher
+
         texts = [self.render(r.messages) for r in chunk]
         unique = list(dict.fromkeys(texts))
         enc = self.tok(unique, return_tensors="pt", padding=True, add_special_tokens=False).to(self.model.device)
@@ -139,8 +151,7 @@ class HFGenerator:
         temp = chunk[0].temperature
         torch.manual_seed(chunk[0].seed)
         kwargs = dict(do_sample=True, temperature=temp, top_p=self.top_p) if temp > 0 else dict(do_sample=False)
-        if chunk[0].stop:
-            kwargs.update(stop_strings=list(chunk[0].stop), tokenizer=self.tok)
+        matcher = StopMatcher(self.tok, [r.stop for r in chunk], input_ids.shape[1], self._interrupted.is_set)
         want_logprobs = chunk[0].top_logprobs is not None
         if want_logprobs:
             kwargs.update(return_dict_in_generate=True, output_logits=True)
@@ -159,13 +170,14 @@ class HFGenerator:
             max_new_tokens=max(r.max_new_tokens for r in chunk),
             eos_token_id=self.stop_ids,
             pad_token_id=self.tok.pad_token_id,
+            stopping_criteria=StoppingCriteriaList([matcher]),
             **kwargs,
         )
         sequences = out.sequences if want_logprobs else out
         new = sequences[:, input_ids.shape[1] :]  # (B, T_new)
         kept: list[list[int]] = []
-        for row, req in zip(new.tolist(), chunk):
-            ids = row[: req.max_new_tokens]  # the chunk ran to its longest request's budget
+        for row, req, stopped in zip(new.tolist(), chunk, matcher.stopped_at):
+            ids = row[: min(req.max_new_tokens, stopped or req.max_new_tokens)]  # the chunk ran to its longest budget
             n = next((j for j, t in enumerate(ids) if t in self.stop_ids), len(ids))
             kept.append(ids[:n])
         logprobs = self._logprobs(out.logits, kept, chunk) if want_logprobs else [None] * len(chunk)
@@ -210,10 +222,11 @@ class HFGenerator:
 
     def generate(self, requests: list[GenRequest]) -> list[GenOutput]:
         outputs: list[GenOutput | None] = [None] * len(requests)
-        by_temp: dict[tuple[float, tuple[str, ...], bool], list[int]] = {}
+        self._interrupted.clear()
+        by_temp: dict[tuple[float, bool], list[int]] = {}
         for i, r in enumerate(requests):
-            by_temp.setdefault((r.temperature, r.stop, r.top_logprobs is not None), []).append(i)
-        for (_, _, logprobs), idxs in by_temp.items():
+            by_temp.setdefault((r.temperature, r.top_logprobs is not None), []).append(i)
+        for (_, logprobs), idxs in by_temp.items():
             size = self.batch_size
             if logprobs:  # generate() keeps (rows × new tokens × vocabulary) float32 logits
                 vocab = max(len(self.tok), getattr(self.model.config, "vocab_size", 0) or 0)

@@ -43,8 +43,9 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from pydantic import ValidationError
 
+from opentao.errors import TaoError
 from opentao.generate.hf import Generator, GenOutput, GenRequest, TokenLogprob
-from opentao.serve.batcher import Batcher, ContextTooLong, JobResult, Overloaded
+from opentao.serve.batcher import Batcher, ContextTooLong, JobResult, Overloaded, ShuttingDown
 from opentao.serve.host import ModelHost, Served, load_served, read_pointer, write_pointer
 from opentao.serve.keys import KEYS_FILE, KeyRing
 from opentao.serve.log import InferenceLog
@@ -53,8 +54,11 @@ from opentao.serve.redact import redact, redact_messages
 from opentao.serve.schemas import (
     ChatCompletionRequest,
     CompletionRequest,
+    UnacceptableJSON,
+    bounded_int,
     describe_validation_error,
     error_body,
+    find_lone_surrogate,
 )
 
 log = logging.getLogger(__name__)
@@ -68,7 +72,9 @@ class ServeSettings:
     served_name: str = "tao"  # the model id clients pass; the concrete version is in system_fingerprint
     max_batch: int = 32  # sequences per generate() call
     max_wait_ms: float = 5.0  # how long the batcher waits to fill a batch when the server is idle
-    max_queue: int = 2048  # queued sequences before new requests get 503
+    max_queue: int = 256  # queued sequences before new requests get 503 with Retry-After
+    shutdown_timeout_s: float = 20.0  # on SIGTERM: in-flight requests get this long, then a 503
+    auth: bool | None = None  # True: a key is always required; False: off; None: required iff keys.json exists
     max_body_bytes: int = 1_000_000
     max_tokens_limit: int = 1024  # a request asking for more gets a 400
     default_max_tokens: int = 256
@@ -86,13 +92,24 @@ class ServeSettings:
 
 class HTTPError(Exception):
     def __init__(self, status: int, message: str, type_: str = "invalid_request_error", code: str | None = None,
-                 param: str | None = None):
+                 param: str | None = None, headers: dict[str, str] | None = None):
         super().__init__(message)
         self.status, self.message, self.type, self.code, self.param = status, message, type_, code, param
+        self.headers = headers or {}
 
     def response(self, request_id: str) -> JSONResponse:
         return JSONResponse(error_body(self.message, self.type, self.code, self.param), status_code=self.status,
-                            headers={"x-request-id": request_id})
+                            headers={"x-request-id": request_id, **self.headers})
+
+
+class ClientGone(Exception):
+    """The client disconnected while its request waited for the batcher: its work was cancelled."""
+
+
+async def _until_disconnected(request: Request) -> None:
+    """Returns when the client closes the connection (the body has been read, so the next message says so)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
 
 
 class _NoConstants(ValueError):
@@ -125,13 +142,20 @@ def parse_json(raw: bytes) -> dict:
     if not text.strip():
         raise HTTPError(400, "request body is empty: send a JSON object", code="invalid_json")
     try:
-        data = json.loads(text, parse_constant=_reject_constant)
-    except (json.JSONDecodeError, _NoConstants, RecursionError) as exc:
+        data = json.loads(text, parse_constant=_reject_constant, parse_int=bounded_int)
+    except UnacceptableJSON as exc:
+        raise HTTPError(400, f"request body has {exc}", code="invalid_value") from None
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, NaN/Infinity, anything else json refuses
         detail = f"{exc.msg} at line {exc.lineno} column {exc.colno}" if isinstance(exc, json.JSONDecodeError) \
-            else str(exc) if isinstance(exc, _NoConstants) else "nested too deeply"
+            else str(exc) if isinstance(exc, _NoConstants) else "nested too deeply" \
+            if isinstance(exc, RecursionError) else "unparseable"
         raise HTTPError(400, f"request body is not valid JSON: {detail}", code="invalid_json") from None
     if not isinstance(data, dict):
         raise HTTPError(400, f"request body must be a JSON object, got {type(data).__name__}", code="invalid_json")
+    where = find_lone_surrogate(data)
+    if where is not None:
+        raise HTTPError(400, f"invalid value for '{where}': a lone UTF-16 surrogate (e.g. \\ud800) is not text",
+                        param=where.split(".")[0].split("[")[0], code="invalid_unicode")
     return data
 
 
@@ -168,6 +192,8 @@ class Gateway:
         m.gauge("tao_queue_sequences", lambda: [({}, self.batcher.queued)], "sequences waiting for a batch")
         m.gauge("tao_model_info", lambda: [({"version": self.host.current.version}, 1)], "the served model")
         m.gauge("tao_model_swaps", lambda: [({}, self.host.swaps)], "hot swaps since start")
+        m.gauge("tao_batcher", lambda: [({"stat": k}, v) for k, v in self.batcher.stats.items()],
+                "requests refused (queue full), cancelled (client gone) or failed at shutdown")
         if inference_log is not None:
             m.gauge("tao_inference_log", lambda: [({"stat": k}, v) for k, v in inference_log.stats.items()],
                     "inference table writer statistics")
@@ -183,9 +209,13 @@ class Gateway:
         await self.batcher.start()
         self.host.start_watching()
 
+    def begin_shutdown(self) -> None:
+        """Refuse new work, give in-flight requests ``shutdown_timeout_s``, then fail them (call on the loop)."""
+        self.batcher.begin_shutdown(self.settings.shutdown_timeout_s)
+
     async def stop(self) -> None:
         self.host.stop()
-        await self.batcher.stop()
+        await self.batcher.stop(self.settings.shutdown_timeout_s)
         if self.log is not None:
             await asyncio.to_thread(self.log.close)
 
@@ -208,15 +238,18 @@ class Gateway:
         t0, start = time.time(), time.perf_counter()
         prefix = "chatcmpl-" if endpoint == "chat.completions" else "cmpl-"
         request_id = prefix + secrets.token_hex(12)
-        key_id = self.keys.verify(request.headers.get("authorization"))
-        if key_id is None:  # not logged: the caller is unknown
-            self.metrics.inc("tao_requests_total", endpoint=endpoint, status="401", help="requests by status")
-            return HTTPError(401, "invalid or missing API key: send 'Authorization: Bearer <key>'",
-                             code="invalid_api_key").response(request_id)
+        key_id, refused = self._authenticate(request)
+        if refused is not None:  # not logged: the caller is unknown
+            self.metrics.inc("tao_requests_total", endpoint=endpoint, status=str(refused.status),
+                             help="requests by status")
+            return refused.response(request_id)
         row: dict[str, Any] = {"request_id": request_id, "time": t0, "key_id": key_id, "endpoint": endpoint,
                                "model_version": self.host.current.version, "messages": [], "choices": []}
         try:
             response = await self._serve(request, endpoint, request_id, row)
+        except ClientGone:
+            row.update(status=499, error="the client disconnected before the answer: its work was cancelled")
+            response = HTTPError(499, "client disconnected").response(request_id)
         except HTTPError as err:
             row.update(status=err.status, error=err.message)
             response = err.response(request_id)
@@ -278,9 +311,11 @@ class Gateway:
         reqs = [GenRequest(c, temperature, budget, seed, body.stops(), top_logprobs)
                 for c in conversations for _ in range(body.n)]
         try:
-            res = await self.batcher.submit(reqs)
+            res = await self._submit_unless_gone(request, reqs)
         except Overloaded as exc:
-            raise HTTPError(503, str(exc), "server_error", "overloaded") from None
+            code = "shutting_down" if isinstance(exc, ShuttingDown) else "overloaded"
+            raise HTTPError(503, str(exc), "server_error", code,
+                            headers={"retry-after": str(exc.retry_after_s)}) from None
         except ContextTooLong as exc:
             raise HTTPError(400, str(exc), param="messages", code="context_length_exceeded") from None
         choices = [{"text": o.text, "finish_reason": _finish(o, budget)} for o in res.outputs]
@@ -300,6 +335,39 @@ class Gateway:
             return StreamingResponse(self._sse(payload, endpoint, include_usage), media_type="text/event-stream",
                                      headers={**headers, "cache-control": "no-cache"})
         return JSONResponse(payload, headers=headers)
+
+    async def _submit_unless_gone(self, request: Request, reqs: list[GenRequest]) -> JobResult:
+        """The batcher's result, unless the client disconnects first: then its job is cancelled (dropped from
+        the queue, or left unanswered if its batch already runs) and ``ClientGone`` is raised."""
+        job = asyncio.ensure_future(self.batcher.submit(reqs))
+        gone = asyncio.ensure_future(_until_disconnected(request))
+        try:
+            await asyncio.wait({job, gone}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            gone.cancel()
+            if not job.done():  # the client went away (or this handler was cancelled): nobody wants the answer
+                job.cancel()
+                self.metrics.inc("tao_cancelled_total", help="requests whose client disconnected before the answer")
+                await asyncio.wait({job})  # the cancellation reaches the batcher (the job leaves its queue)
+        if job.cancelled():
+            raise ClientGone()
+        return job.result()
+
+    def _authenticate(self, request: Request) -> tuple[str | None, HTTPError | None]:
+        """(key id, None) when the request may proceed; else (None, a 401, or a 503 while keys.json is unreadable)."""
+        try:
+            key_id = self.keys.verify(request.headers.get("authorization"))
+        except TaoError as exc:  # a keys file edited into garbage: refuse everyone (fail closed), say why in the log
+            log.error("%s", exc)
+            return None, HTTPError(503, "the server cannot read its API keys: try again later", "server_error",
+                                   "auth_unavailable")
+        if key_id is not None:
+            return key_id, None
+        if not self.keys.has_keys:
+            return None, HTTPError(401, "this server has no API keys: every request is refused until its operator "
+                                   "adds one ('tao keys add ID')", code="invalid_api_key")
+        return None, HTTPError(401, "invalid or missing API key: send 'Authorization: Bearer <key>'",
+                               code="invalid_api_key")
 
     def _payload(self, endpoint: str, request_id: str, body, res: JobResult, choices: list[dict],
                  prompt_tokens: int, completion_tokens: int) -> dict[str, Any]:
@@ -346,9 +414,9 @@ class Gateway:
         yield "data: [DONE]\n\n"
 
     def models(self, request: Request) -> Response:
-        if self.keys.verify(request.headers.get("authorization")) is None:
-            return HTTPError(401, "invalid or missing API key: send 'Authorization: Bearer <key>'",
-                             code="invalid_api_key").response("models")
+        refused = self._authenticate(request)[1]
+        if refused is not None:
+            return refused.response("models")
         cur = self.host.current
         return JSONResponse({"object": "list", "data": [
             {"id": self.settings.served_name, "object": "model", "created": int(cur.loaded_at), "owned_by": "opentao",
@@ -382,7 +450,8 @@ def create_app(model: str | Generator | ModelHost | None = None, *, serve_dir: s
                settings: ServeSettings | None = None) -> FastAPI:
     """The gateway app. ``model``: a model name/folder (loaded now), any ``Generator``, or a ``ModelHost``.
 
-    With ``serve_dir``: API keys from ``serve_dir/keys.json`` (auth is off while it has none), the inference
+    With ``serve_dir``: API keys from ``serve_dir/keys.json`` (``settings.auth``: None, the default, requires a
+    key once that file exists, even with no keys left in it; True always; False never), the inference
     table in ``serve_dir``, and the model from ``serve_dir/current.json`` (created from ``model`` on first
     start), hot-swapped when the pointer changes. Without it: no logging, no auth, a fixed model.
     """
@@ -395,7 +464,8 @@ def create_app(model: str | Generator | ModelHost | None = None, *, serve_dir: s
     if root is not None:
         inference_log = InferenceLog(root, segment_rows=s.wal_segment_rows, segment_seconds=s.wal_segment_seconds,
                                      delta_uri=s.delta_uri)
-    keys = KeyRing(root / KEYS_FILE if root is not None else None, default_rpm=s.rate_limit_rpm)
+    keys = KeyRing(root / KEYS_FILE if root is not None else None, default_rpm=s.rate_limit_rpm,
+                   required=s.auth if root is not None else False)
     gw = Gateway(host, settings=s, keys=keys, inference_log=inference_log)
 
     @asynccontextmanager

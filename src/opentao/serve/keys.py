@@ -6,8 +6,14 @@
 
 ``tao keys add ID`` creates a random key, prints it once and stores only its hash with the id; the inference
 table records the id, never the key. Keys are high-entropy random tokens, so an unsalted SHA-256 is enough
-(there is nothing to brute-force); comparison is constant-time. With no keys file (or no keys in it) auth is
-off: every request is served and logged with key id ``anonymous`` — meant for local use and tests.
+(there is nothing to brute-force); comparison is constant-time.
+
+Auth fails closed. ``KeyRing(required=True)`` (``tao serve`` unless ``--no-auth``) refuses every request while
+there are no keys; ``required=None`` (``create_app``'s default) requires a key as soon as a keys file exists —
+revoking the last key leaves an empty file, so everything is refused, never opened — and keeps requiring one
+if that file later disappears; only ``required=False`` (``tao serve --no-auth``) or a ``create_app`` with no
+serve directory serves everyone, logged with key id ``anonymous``. A keys file that cannot be parsed raises
+``TaoError`` (at startup: the server does not start; while serving: the gateway refuses requests with a 503).
 """
 
 from __future__ import annotations
@@ -74,9 +80,10 @@ def list_keys(serve_dir: str | Path) -> list[dict]:
 class KeyRing:
     """Verifies bearer tokens against the stored hashes (re-read when the file changes) and rate-limits per key."""
 
-    def __init__(self, path: str | Path | None, *, default_rpm: int = 0):
+    def __init__(self, path: str | Path | None, *, default_rpm: int = 0, required: bool | None = None):
         self.path = Path(path) if path else None
         self.default_rpm = default_rpm
+        self.required = False if self.path is None else required
         self._mtime: float | None = None
         self._by_hash: dict[str, dict] = {}
         self._buckets: dict[str, list[float]] = {}  # key id → [tokens, last refill time]
@@ -86,18 +93,32 @@ class KeyRing:
     def _reload(self) -> None:
         if self.path is None:
             return
-        mtime = self.path.stat().st_mtime if self.path.is_file() else None
+        if self.required is False:
+            return
+        try:
+            mtime = self.path.stat().st_mtime_ns if self.path.is_file() else None
+        except OSError:  # replaced meanwhile: read it at the next request
+            return
+        if mtime is not None and self.required is None:
+            self.required = True  # once a keys file was seen, auth stays on (even if it is deleted)
         if mtime != self._mtime:
-            self._by_hash = {k["sha256"]: k for k in _load(self.path)}
+            self._by_hash = {k["sha256"]: k for k in _load(self.path)} if mtime is not None else {}
             self._mtime = mtime
 
     @property
     def enabled(self) -> bool:
+        """Whether a key is required (with no keys, that means every request is refused)."""
         self._reload()
+        return bool(self.required)
+
+    @property
+    def has_keys(self) -> bool:
         return bool(self._by_hash)
 
     def verify(self, authorization: str | None) -> str | None:
-        """The key id for an ``Authorization: Bearer <key>`` header; None when missing or wrong."""
+        """The key id for an ``Authorization: Bearer <key>`` header; None when missing or wrong (or no keys).
+
+        Raises ``TaoError`` when the keys file cannot be parsed."""
         if not self.enabled:
             return ANONYMOUS
         if not authorization or not authorization.lower().startswith("bearer "):

@@ -10,8 +10,15 @@ drains everything queued (group commit), writes the lines, ``fsync``\\s once, an
 the server acknowledges a request after its future resolves, so every 200 the client saw is on disk. A failed
 write fails those futures (the client gets a 500, not a silent drop). A segment is rotated after
 ``segment_rows`` rows or ``segment_seconds`` and compacted into a Parquet part named after its segment number;
-the segment file is deleted only after the part is renamed into place, so a crash between the two leaves both
-and the next start just deletes the segment (the part is keyed by segment, so compaction is idempotent).
+the segment file is deleted only after the part is renamed into place and that rename is made durable (an
+fsync of the part directory), so a crash between the two leaves both and the next start just deletes the
+segment (the part is keyed by segment, so compaction is idempotent).
+
+A row is encoded when it is appended, in the caller's thread: a row that cannot be encoded (a lone surrogate,
+a value JSON cannot hold) fails only its own future and never joins a group commit. A failed write (disk full,
+I/O error) leaves no trace of its rows: the segment is truncated back to the last committed byte, and if even
+that fails, the segment is compacted only up to that byte, so a row whose client got a 500 never reaches the
+table.
 
 Recovery. On open, leftover segments (after a crash or ``kill -9``) are compacted. A line is accepted only if
 it ends with a newline and its CRC matches; a torn last line (the process died mid-write, so that request was
@@ -109,6 +116,7 @@ def decode_segment(data: bytes) -> tuple[list[dict[str, Any]], int]:
 
 
 def _fsync_dir(path: Path) -> None:
+    """Make a rename, create or unlink in ``path`` durable."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -144,19 +152,29 @@ class InferenceLog:
         self.segment_rows = segment_rows
         self.segment_seconds = segment_seconds
         self.delta = DeltaSink(delta_uri) if delta_uri else None
-        self.stats = {"rows": 0, "fsyncs": 0, "recovered_rows": 0, "skipped_lines": 0, "write_errors": 0}
+        self.stats = {"rows": 0, "fsyncs": 0, "recovered_rows": 0, "skipped_lines": 0, "write_errors": 0,
+                      "rejected_rows": 0}
         self._queue: queue.Queue = queue.Queue()
         self._thread: threading.Thread | None = None
         self._fh = None
+        self._lock = None
         self._segment = 0
         self._lines = 0
+        self._committed = 0  # bytes of the open segment known to be on disk (fsync'd)
         self._opened_at = 0.0
 
     # --- lifecycle --------------------------------------------------------------------------------------
+    def lock(self) -> InferenceLog:
+        """Become the directory's one writer now (``TaoError`` if another server is); ``start`` does it too."""
+        if self._lock is None:
+            self.root.mkdir(parents=True, exist_ok=True)
+            self._lock = _exclusive_lock(self.root / ".serve.lock")
+        return self
+
     def start(self) -> InferenceLog:
+        self.lock()
         self.wal_dir.mkdir(parents=True, exist_ok=True)
         self.part_dir.mkdir(parents=True, exist_ok=True)
-        self._lock = _exclusive_lock(self.root / ".serve.lock")
         self.recover()
         self._open_segment(self._next_segment())
         self._thread = threading.Thread(target=self._run, name="inference-log", daemon=True)
@@ -171,6 +189,7 @@ class InferenceLog:
         self._thread.join()
         self._thread = None
         self._lock.close()
+        self._lock = None
 
     def recover(self) -> int:
         """Compact every leftover WAL segment (after a crash) into its Parquet part. Returns rows recovered."""
@@ -183,11 +202,20 @@ class InferenceLog:
 
     # --- writing -----------------------------------------------------------------------------------------
     def append(self, row: dict[str, Any]) -> Future:
-        """Queue a row; the future resolves (to its seq) once the row is fsync'd, or fails with the write error."""
+        """Queue a row; the future resolves (to its seq) once the row is fsync'd, or fails with the write error.
+
+        A row that cannot be encoded fails its future at once (``ValueError``) and is never queued."""
         if self._thread is None:
             raise RuntimeError("InferenceLog.start() was not called")
         fut: Future = Future()
-        self._queue.put((normalize_row(row), fut))
+        try:
+            norm = normalize_row(row)
+            encode_line(norm)  # the writer encodes it again with its seq; this one must not fail a group commit
+        except (TypeError, ValueError) as exc:  # UnicodeEncodeError is a ValueError
+            self.stats["rejected_rows"] += 1
+            fut.set_exception(ValueError(f"row {row.get('request_id', '?')!r} cannot be logged: {exc}"[:500]))
+            return fut
+        self._queue.put((norm, fut))
         return fut
 
     def _next_segment(self) -> int:
@@ -201,8 +229,8 @@ class InferenceLog:
         return self.part_dir / f"part-{segment:08d}.parquet"
 
     def _open_segment(self, segment: int) -> None:
-        self._segment, self._lines, self._opened_at = segment, 0, time.monotonic()
-        self._fh = open(self._wal_path(segment), "ab")  # noqa: SIM115  (kept open by the writer thread)
+        self._segment, self._lines, self._committed, self._opened_at = segment, 0, 0, time.monotonic()
+        self._fh = open(self._wal_path(segment), "ab", buffering=0)  # noqa: SIM115  (the writer thread's)
         _fsync_dir(self.wal_dir)
 
     def _run(self) -> None:
@@ -232,38 +260,59 @@ class InferenceLog:
                 self._wal_path(self._segment).unlink(missing_ok=True)
 
     def _write(self, batch: list[tuple[dict, Future]]) -> None:
-        try:
-            data = bytearray()
-            for i, (row, _) in enumerate(batch):
-                row["seq"] = self._segment * SEQ_STRIDE + self._lines + i
+        data, kept = bytearray(), []
+        for row, fut in batch:  # checked at append; a row that still cannot be encoded fails alone
+            row["seq"] = self._segment * SEQ_STRIDE + self._lines + len(kept)
+            try:
                 data += encode_line(row)
+            except (TypeError, ValueError) as exc:
+                self.stats["rejected_rows"] += 1
+                fut.set_exception(ValueError(f"row cannot be logged: {exc}"[:500]))
+                continue
+            kept.append((row, fut))
+        batch = kept
+        if not batch:
+            return
+        try:
             if self._fh is None:
                 raise OSError("no WAL segment is open (an earlier I/O error)")
-            self._fh.write(data)
-            self._fh.flush()
+            view = memoryview(data)
+            while view:  # unbuffered: a short write is retried, a failed one leaves nothing in a buffer
+                view = view[self._fh.write(view):]
             os.fsync(self._fh.fileno())
         except BaseException as exc:  # disk full, I/O error: every waiting request fails loudly
             self.stats["write_errors"] += 1
             log.error("inference log write failed: %s", exc)
+            self._recover_handle()  # first: once a client hears of the failure, its row is already gone
             for _, fut in batch:
                 fut.set_exception(exc)
-            self._recover_handle()
             return
         self._lines += len(batch)
+        self._committed += len(data)
         self.stats["rows"] += len(batch)
         self.stats["fsyncs"] += 1
         for row, fut in batch:
             fut.set_result(row["seq"])
 
     def _recover_handle(self) -> None:
-        """After a failed write the segment may end in a partial line: compact what is whole, start a new one."""
+        """After a failed write the segment may hold (part of) the failed rows: cut it back to its committed
+        bytes (or, if that fails too, compact only those), then start a new segment."""
+        limit: int | None = self._committed
+        try:
+            if self._fh is not None:
+                os.ftruncate(self._fh.fileno(), self._committed)
+                os.fsync(self._fh.fileno())
+                limit = None  # the file is its committed prefix again
+        except (OSError, AttributeError, ValueError) as exc:
+            log.error("cannot truncate WAL segment %d after a failed write (%s): compacting its committed %d "
+                      "bytes only", self._segment, exc, self._committed)
         try:
             if self._fh is not None:
                 self._fh.close()
         except OSError:
             pass
         self._fh = None
-        self._rotate(reopen=True)
+        self._rotate(reopen=True, limit=limit)
 
     def _open_next(self, segment: int) -> None:
         try:
@@ -272,26 +321,28 @@ class InferenceLog:
             self._fh = None
             log.error("cannot open WAL segment %d: %s", segment, exc)
 
-    def _rotate(self, reopen: bool) -> None:
+    def _rotate(self, reopen: bool, limit: int | None = None) -> None:
         if self._fh is not None:
             self._fh.close()
         self._fh = None
         done = self._segment
         try:
-            self._compact(done)
+            self._compact(done, limit=limit)
             self._sync_delta()
         except Exception as exc:  # the segment stays on disk and is compacted at the next start
             log.error("compacting WAL segment %d failed (kept for the next start): %s", done, exc)
         if reopen:
             self._open_next(done + 1)
 
-    def _compact(self, segment: int) -> int:
+    def _compact(self, segment: int, limit: int | None = None) -> int:
+        """WAL segment → Parquet part (only its first ``limit`` bytes when given), then the segment goes."""
         wal, part = self._wal_path(segment), self._part_path(segment)
         if not wal.is_file():
             return 0
         n = 0
         if not part.is_file():
-            rows, bad = decode_segment(wal.read_bytes())
+            data = wal.read_bytes()
+            rows, bad = decode_segment(data if limit is None else data[:limit])
             if bad:
                 self.stats["skipped_lines"] += bad
                 log.warning("WAL segment %d: skipped %d torn or corrupt line(s)", segment, bad)
@@ -300,6 +351,7 @@ class InferenceLog:
                 buf = pa.BufferOutputStream()
                 pq.write_table(tbl, buf)
                 atomic_write_bytes(part, buf.getvalue().to_pybytes())
+                _fsync_dir(self.part_dir)  # the part's rename is durable before the WAL that backs it goes
                 n = len(rows)
         wal.unlink()
         _fsync_dir(self.wal_dir)

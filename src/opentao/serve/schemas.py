@@ -4,7 +4,7 @@ Unknown fields are ignored, as OpenAI clients send many optional ones (``frequen
 would change the meaning of the answer and are not implemented (tools, echo, ``logprobs`` of ``/v1/completions``)
 are refused with a 400 rather than silently ignored. ``top_p`` is accepted but the server's configured value is
 used. Chat completions implement ``logprobs`` / ``top_logprobs`` (0–20), as OpenAI does: ``top_logprobs`` needs
-``logprobs: true``.
+``logprobs: true``. ``stop``: at most ``MAX_STOPS`` strings of at most ``MAX_STOP_CHARS`` characters each.
 """
 
 from __future__ import annotations
@@ -37,6 +37,12 @@ def json_int(**bounds: int) -> Any:
 # JSON types as the OpenAPI spec states them: no "7" for 7 or 0 for false
 Float = Annotated[float, Strict()]
 
+# Stop strings cost the generate thread work on every decoding step; both their number and length are bounded
+# (OpenAI allows 4; the length cap keeps the matcher's window small: see opentao.generate.stopping).
+MAX_STOPS = 4
+MAX_STOP_CHARS = 256
+StopString = Annotated[str, StringConstraints(min_length=1, max_length=MAX_STOP_CHARS)]
+
 
 
 class _Body(BaseModel):
@@ -48,8 +54,7 @@ class _Body(BaseModel):
     temperature: Float = Field(1.0, ge=0.0, le=2.0)
     top_p: Float = Field(1.0, gt=0.0, le=1.0)
     n: json_int(ge=1, le=16) = 1
-    stop: Annotated[str, StringConstraints(min_length=1)] | Annotated[
-        list[Annotated[str, StringConstraints(min_length=1)]], Field(max_length=4)] | None = None
+    stop: StopString | Annotated[list[StopString], Field(max_length=MAX_STOPS)] | None = None
     seed: json_int(ge=0, le=2**63 - 1) | None = None
     stream: StrictBool = False
     stream_options: dict[str, Any] | None = None
@@ -164,3 +169,43 @@ def describe_validation_error(exc: ValidationError) -> tuple[str, str | None]:
     if err["type"] == "missing":
         return f"missing required parameter: '{loc}'", loc.split(".")[0] or None
     return f"invalid value for '{loc}': {msg}", (loc.split(".")[0] or None)
+
+
+# --- input hygiene: what JSON can carry but a request must not ------------------------------------------
+MAX_INT_DIGITS = 32  # far above every integer bound above (seed < 2**63 has 19 digits)
+
+
+class UnacceptableJSON(ValueError):
+    """A JSON body that parses but cannot be served or logged: a huge integer, a lone UTF-16 surrogate."""
+
+
+def bounded_int(text: str) -> int:
+    """``json.loads(parse_int=...)``: a clear error for an integer literal too long to be any valid value
+    (Python itself refuses ints over 4300 digits with a bare ValueError, and converting one is quadratic)."""
+    if len(text.lstrip("-")) > MAX_INT_DIGITS:
+        raise UnacceptableJSON(f"an integer of {len(text.lstrip('-'))} digits, out of range for every parameter")
+    return int(text)
+
+
+def find_lone_surrogate(value: Any, path: str = "") -> str | None:
+    """The location of the first string (key or value) holding a lone UTF-16 surrogate, e.g. ``"\\ud800"``.
+
+    JSON escapes can spell one, Python's ``json`` accepts it, but it is not Unicode text: it cannot be encoded
+    as UTF-8 (the log, the tokenizer), so such a request is refused before it reaches either."""
+    stack = [(value, path)]
+    while stack:
+        item, where = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return where or "(body)"
+        elif isinstance(item, dict):
+            for k, v in item.items():
+                sub = f"{where}.{k}" if where else str(k)
+                if find_lone_surrogate(k) is not None:
+                    return sub.encode("utf-8", "backslashreplace").decode("ascii")
+                stack.append((v, sub))
+        elif isinstance(item, list):
+            stack.extend((v, f"{where}[{i}]") for i, v in enumerate(item))
+    return None
