@@ -90,7 +90,7 @@ def main() -> None:
                 latencies.append(time.perf_counter() - t)
                 acked[r.id] = r.choices[0].message.content
 
-    t0 = time.perf_counter()
+    t0, load_start = time.perf_counter(), os.getloadavg()[0]  # other jobs on the machine skew the figures
     threads = [threading.Thread(target=client, args=(i,)) for i in range(args.clients)]
     for t in threads:
         t.start()
@@ -118,6 +118,7 @@ def main() -> None:
         "latency_p99_ms": round(1000 * percentile(latencies, 0.99), 1) if latencies else None,
         "mean_batch_sequences": round(batch_sum / batch_n, 2) if batch_n else None,
         "generate_calls": int(batch_n), "cpu_count": os.cpu_count(), "python": platform.python_version(),
+        "loadavg_1m_start_end": [round(load_start, 2), round(os.getloadavg()[0], 2)],
         "note": "server and clients share this machine's cores (and, here, other users' jobs)",
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -181,3 +181,35 @@ def test_sigterm_with_requests_in_flight_exits_within_the_deadline_and_a_second_
     rows = read_rows(serve_dir)
     assert sorted(r["status"] for r in rows if r["endpoint"] == "chat.completions") == sorted(statuses), \
         "every answer, 503s included, is in the table"
+
+
+def test_the_part_rename_is_made_durable_before_its_wal_segment_is_unlinked(tmp_path, monkeypatch):
+    import opentao.serve.durable
+    import opentao.serve.log
+    from opentao.serve.keys import add_key, revoke_key
+
+    events: list[tuple[str, str]] = []
+    real_fsync_dir, real_unlink = opentao.serve.durable.fsync_dir, Path.unlink
+
+    def fsync_dir(path):
+        events.append(("fsync", str(Path(path))))
+        real_fsync_dir(path)
+
+    def unlink(self, *args, **kwargs):
+        events.append(("unlink", str(self)))
+        return real_unlink(self, *args, **kwargs)
+
+    monkeypatch.setattr(opentao.serve.log, "fsync_dir", fsync_dir)
+    monkeypatch.setattr(opentao.serve.durable, "fsync_dir", fsync_dir)
+    monkeypatch.setattr(Path, "unlink", unlink)
+    log = InferenceLog(tmp_path / "serve").start()
+    log.append({"request_id": "r0", "status": 200}).result(timeout=10)
+    log.close()
+    wal = str(tmp_path / "serve" / "wal" / "wal-00000001.jsonl")
+    parts = str(tmp_path / "serve" / "tables" / "inference")
+    assert events.index(("fsync", parts)) < events.index(("unlink", wal))
+    assert [r["request_id"] for r in read_rows(tmp_path / "serve")] == ["r0"]
+    events.clear()
+    add_key(tmp_path / "keys", "k")
+    revoke_key(tmp_path / "keys", "k")  # a revoked key must not come back after a power loss
+    assert events.count(("fsync", str(tmp_path / "keys"))) == 2

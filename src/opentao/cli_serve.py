@@ -63,7 +63,8 @@ def serve(
     if no_auth:
         auth = "OFF (--no-auth)"
     else:
-        auth = "on" if gw.keys.has_keys else "on, but NO KEYS: every request gets 401 until `tao keys add ID --dir DIR`"
+        auth = "on" if gw.keys.has_keys else \
+            "on, but NO KEYS: every request gets 401 until `tao keys add ID --dir DIR`"
 
     def banner() -> None:
         out.print(f"serving {gw.host.current.version} as '{name}' on http://{host}:{port}/v1 — auth {auth}; "

@@ -26,7 +26,7 @@ from typing import Any
 from opentao.errors import TaoError
 from opentao.generate.hf import Generator
 from opentao.records import Message
-from opentao.store import atomic_write_text
+from opentao.serve.durable import durable_write_text
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ def write_pointer(serve_dir: str | Path, version: str, path: str, reason: str) -
     if old is not None:
         history = [*old["history"], {k: old[k] for k in ("version", "path", "time", "reason") if k in old}]
     data = {"version": version, "path": str(path), "time": time.time(), "reason": reason, "history": history}
-    atomic_write_text(Path(serve_dir) / POINTER, json.dumps(data, indent=2) + "\n")
+    durable_write_text(Path(serve_dir) / POINTER, json.dumps(data, indent=2) + "\n")
     return data
 
 
@@ -66,7 +66,7 @@ def pop_pointer(serve_dir: str | Path, reason: str) -> dict[str, Any]:
     prev = cur["history"][-1]
     data = {"version": prev["version"], "path": prev["path"], "time": time.time(), "reason": reason,
             "history": cur["history"][:-1]}
-    atomic_write_text(Path(serve_dir) / POINTER, json.dumps(data, indent=2) + "\n")
+    durable_write_text(Path(serve_dir) / POINTER, json.dumps(data, indent=2) + "\n")
     return data
 
 

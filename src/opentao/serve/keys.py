@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 from opentao.errors import TaoError
-from opentao.store import atomic_write_text
+from opentao.serve.durable import durable_write_text
 
 KEYS_FILE = "keys.json"
 ANONYMOUS = "anonymous"
@@ -61,7 +61,7 @@ def add_key(serve_dir: str | Path, key_id: str, *, rpm: int | None = None) -> st
     entry = {"id": key_id, "sha256": hash_key(key), "created": time.time()}
     if rpm is not None:
         entry["rpm"] = rpm
-    atomic_write_text(path, json.dumps({"keys": [*keys, entry]}, indent=2) + "\n")
+    durable_write_text(path, json.dumps({"keys": [*keys, entry]}, indent=2) + "\n")
     return key
 
 
@@ -70,7 +70,7 @@ def revoke_key(serve_dir: str | Path, key_id: str) -> None:
     keys = _load(path)
     if not any(k["id"] == key_id for k in keys):
         raise TaoError(f"no key with id {key_id!r} in {path}")
-    atomic_write_text(path, json.dumps({"keys": [k for k in keys if k["id"] != key_id]}, indent=2) + "\n")
+    durable_write_text(path, json.dumps({"keys": [k for k in keys if k["id"] != key_id]}, indent=2) + "\n")
 
 
 def list_keys(serve_dir: str | Path) -> list[dict]:

@@ -50,6 +50,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from opentao.errors import TaoError
+from opentao.serve.durable import fsync_dir
 from opentao.store import atomic_write_bytes
 
 log = logging.getLogger(__name__)
@@ -113,15 +114,6 @@ def decode_segment(data: bytes) -> tuple[list[dict[str, Any]], int]:
         except ValueError:
             bad += 1
     return rows, bad
-
-
-def _fsync_dir(path: Path) -> None:
-    """Make a rename, create or unlink in ``path`` durable."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _exclusive_lock(path: Path):
@@ -231,7 +223,7 @@ class InferenceLog:
     def _open_segment(self, segment: int) -> None:
         self._segment, self._lines, self._committed, self._opened_at = segment, 0, 0, time.monotonic()
         self._fh = open(self._wal_path(segment), "ab", buffering=0)  # noqa: SIM115  (the writer thread's)
-        _fsync_dir(self.wal_dir)
+        fsync_dir(self.wal_dir)
 
     def _run(self) -> None:
         stop = False
@@ -351,10 +343,10 @@ class InferenceLog:
                 buf = pa.BufferOutputStream()
                 pq.write_table(tbl, buf)
                 atomic_write_bytes(part, buf.getvalue().to_pybytes())
-                _fsync_dir(self.part_dir)  # the part's rename is durable before the WAL that backs it goes
+                fsync_dir(self.part_dir)  # the part's rename is durable before the WAL that backs it goes
                 n = len(rows)
         wal.unlink()
-        _fsync_dir(self.wal_dir)
+        fsync_dir(self.wal_dir)
         return n
 
     def _sync_delta(self) -> None:
