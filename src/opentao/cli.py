@@ -113,12 +113,12 @@ def integrity_table(summary: dict) -> Table:
                       f"{summary['groups_total']} groups have gold; candidate accuracy "
                       f"{pct(summary.get('candidate_accuracy'))}; majority-vote label accuracy {pct(mla)}")
     for col in ("scorer", "best-of-K acc", "random pick", "pass@K", "AUC", "AUC in group", "zero-var groups",
-                "vote label acc", "abstain", "verdict"):
+                "vote label acc", "abstain", "degenerate paid", "verdict"):
         tbl.add_column(col)
     for name, m in summary["scorers"].items():
         tbl.add_row(name if m["role"] != "guard" else f"{name} (guard)", pct(m["best_of_k"]), pct(m["mean_acc"]),
                     pct(m["oracle"]), num(m["auc"]), num(m["auc_within"]), pct(m["zero_var"]), pct(m["vote_acc"]),
-                    pct(m["abstain_share"]), m["verdict"])
+                    pct(m["abstain_share"]), str(m.get("degenerate_paid", "–")), m["verdict"])
     return tbl
 
 

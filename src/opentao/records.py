@@ -201,16 +201,17 @@ class Integrity(Row):
     zero_var: float | None
     vote_acc: float | None
     verdict: str
+    degenerate_paid: int = 0
     round: int = 0
 
     METRICS: ClassVar[tuple[str, ...]] = (
         "role", "groups", "scored_groups", "candidates", "abstain_share", "best_of_k", "mean_acc", "oracle", "auc",
-        "auc_within", "mixed_groups", "zero_var", "vote_acc", "verdict",
+        "auc_within", "mixed_groups", "zero_var", "vote_acc", "verdict", "degenerate_paid",
     )
     SCHEMA: ClassVar[pa.Schema] = pa.schema(
         [("round", pa.int64()), ("scorer", pa.string()), ("role", pa.string()), ("groups", pa.int64()),
          ("scored_groups", pa.int64()), ("candidates", pa.int64()), ("abstain_share", pa.float64()),
          ("best_of_k", pa.float64()), ("mean_acc", pa.float64()), ("oracle", pa.float64()), ("auc", pa.float64()),
          ("auc_within", pa.float64()), ("mixed_groups", pa.int64()), ("zero_var", pa.float64()),
-         ("vote_acc", pa.float64()), ("verdict", pa.string())]
+         ("vote_acc", pa.float64()), ("verdict", pa.string()), ("degenerate_paid", pa.int64())]
     )

@@ -4,7 +4,8 @@ Two ways to key a candidate:
 
 * ``mode="answer"``: :func:`normalize_answer` of ``candidate.answer`` (empty → no key);
 * ``mode="sql_result"``: the :func:`~opentao.score.sql.result_signature` of the candidate's SQL run safely
-  read-only; only *valid* results (ok, non-empty, not truncated, not a whole table) get a key, so broken or
+  read-only; only *valid* results (ok, non-empty, not truncated, not a whole table, not degenerate: see
+  :mod:`opentao.score.sql_degenerate`; ``degenerate=False`` turns that check off) get a key, so broken or
   degenerate queries can never win the vote.
 
 Scoring: 1.0 for a candidate whose key is a plurality key, 0.0 for a different key or no key. **Ties**: every
@@ -69,6 +70,7 @@ class MajorityVoteScorer:
         graded: bool = False,
         timeout_s: float = 2.0,
         max_rows: int = 1000,
+        degenerate: bool = True,
     ) -> None:
         if mode not in _MODES:
             raise TaoError(f"majority_vote: unknown mode {mode!r}; use one of {', '.join(_MODES)}")
@@ -82,7 +84,8 @@ class MajorityVoteScorer:
         if mode == "sql_result":
             if not db:
                 raise TaoError("majority_vote: mode 'sql_result' needs 'db' (a SQLite file)")
-            self.executor = SqlExecScorer(db, timeout_s=timeout_s, max_rows=max_rows, name=f"{name}:exec")
+            self.executor = SqlExecScorer(db, timeout_s=timeout_s, max_rows=max_rows, name=f"{name}:exec",
+                                          degenerate=degenerate)
         # mode "answer" ignores db (a config may set one db for every scorer)
 
     def key(self, candidate: Candidate) -> str | None:
@@ -92,6 +95,10 @@ class MajorityVoteScorer:
         assert self.executor is not None
         result, reason = self.executor.check(self.executor.sql_of(candidate))
         return None if reason else result_signature(result)
+
+    def counters(self) -> dict[str, int]:
+        """The SQL executor's degenerate-result counts (mode ``sql_result``; empty otherwise)."""
+        return self.executor.counters() if self.executor is not None else {}
 
     def score_group(self, prompt: Prompt, candidates: list[Candidate]) -> list[float | None]:
         if self.executor is not None:
