@@ -50,8 +50,19 @@ class ScoreConfig(_Strict):
     prompts_per_part: int = Field(32, ge=1)
 
 
+class GrpoConfig(_Strict):
+    """``train.method: grpo`` (see :mod:`opentao.train.grpo`); the defaults follow TRL's GRPOConfig except ``beta``."""
+
+    scale_rewards: bool = Field(True, description="divide a group's advantages by its reward std (TRL 'group')")
+    loss_type: Literal["dapo", "grpo"] = Field("dapo", description="token-level (dapo) or per-sequence mean (grpo)")
+    epsilon: float = Field(0.2, gt=0, lt=1, description="PPO clip range: ratio kept in [1-eps, 1+eps_high]")
+    epsilon_high: float | None = Field(None, gt=0, description="upper clip (DAPO clip-higher); default epsilon")
+    beta: float = Field(0.04, ge=0, description="KL coefficient to the reference (LoRA off); DeepSeekMath 0.04")
+    max_grad_norm: float = Field(1.0, gt=0)
+
+
 class TrainConfig(_Strict):
-    method: Literal["rft", "dpo"] = "rft"
+    method: Literal["rft", "dpo", "grpo"] = "rft"
     threshold: float | None = Field(None, description="rft: min combined score to keep (default: group max > 0)")
     min_margin: float = Field(0.5, ge=0, description="dpo: min chosen-rejected score gap")
     max_per_prompt: int = Field(1, ge=1, description="rft: distinct top responses kept per prompt")
@@ -68,6 +79,7 @@ class TrainConfig(_Strict):
     beta: float = 0.1
     save_steps: int = 10
     seed: int = 0
+    grpo: GrpoConfig = Field(default_factory=GrpoConfig)
 
 
 class EvalConfig(_Strict):

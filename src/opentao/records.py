@@ -123,7 +123,9 @@ class Score(Row):
 class TrainExample(Row):
     """One training example built from scored candidates.
 
-    ``kind`` is "sft" (prompt → chosen) or "dpo" (prompt → chosen preferred over rejected).
+    ``kind`` names the method that built it: "rft" (prompt → chosen, from the rewards), "sft" (prompt → a gold
+    output, labeled fine-tuning), "dpo" (prompt → chosen preferred over rejected) or "grpo" (prompt → one sampled
+    response weighted by its group-relative ``advantage``).
     """
 
     prompt_id: str
@@ -136,6 +138,7 @@ class TrainExample(Row):
     chosen_score: float = 0.0
     rejected_score: float = 0.0
     round: int = 0
+    advantage: float = 0.0
 
     JSON_FIELDS: ClassVar[tuple[str, ...]] = ("prompt_messages",)
     SCHEMA: ClassVar[pa.Schema] = pa.schema(
@@ -150,6 +153,7 @@ class TrainExample(Row):
             ("rejected_id", pa.string()),
             ("chosen_score", pa.float64()),
             ("rejected_score", pa.float64()),
+            ("advantage", pa.float64()),
         ]
     )
 

@@ -29,9 +29,12 @@ def examples_for_round(store: RunStore, cfg: TrainConfig, round_: int) -> list[T
         raise TaoError(f"no scores for round {round_} in {store.root}: run 'tao score' first")
     examples = build_examples(
         prompts, candidates, rewards, method=cfg.method, threshold=cfg.threshold, min_margin=cfg.min_margin,
-        max_per_prompt=cfg.max_per_prompt, round_=round_,
+        max_per_prompt=cfg.max_per_prompt, round_=round_, scale_rewards=cfg.grpo.scale_rewards,
     )
     if not examples:
+        if cfg.method == "grpo":
+            raise TaoError("no training examples: every group's rewards are all equal, so no group-relative "
+                           "advantage is non-zero (raise generate.k, or use scorers that separate candidates)")
         raise TaoError("no training examples: every candidate scored below the threshold (lower train.threshold, "
                        "raise generate.k, or check the scorers)")
     store.write_part("train_examples", key, examples, TrainExample.SCHEMA)
