@@ -34,7 +34,7 @@ How it fits TAO's stage boundary, and every simplification against TRL's online 
 * **No checkpoint resume**: a killed grpo training restarts the round's training (the run's tables are intact).
 
 Then, exactly as ``rft``/``dpo``: the adapter is merged, the model saved in bf16, and its parameter count checked
-against the base (:func:`opentao.train.trainer.publish_merged`).
+against the base (:func:`opentao.train.merge.publish_merged`).
 """
 
 from __future__ import annotations
@@ -178,7 +178,7 @@ def train_grpo(base_model: str, examples: list[TrainExample], cfg: TrainConfig, 
     from peft import LoraConfig, get_peft_model
     from transformers import get_cosine_schedule_with_warmup
 
-    from opentao.train.trainer import publish_merged
+    from opentao.train.merge import publish_merged
 
     g = cfg.grpo
     if g.beta > 0 and not cfg.lora:

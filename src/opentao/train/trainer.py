@@ -18,8 +18,6 @@ run resumes from the last one.
 from __future__ import annotations
 
 import logging
-import os
-import shutil
 from pathlib import Path
 
 import torch
@@ -28,6 +26,7 @@ from opentao.config import TrainConfig
 from opentao.errors import TaoError
 from opentao.models import count_parameters, load_model
 from opentao.records import TrainExample
+from opentao.train.merge import publish_merged
 
 log = logging.getLogger(__name__)
 
@@ -99,26 +98,6 @@ def precision_args(model) -> dict:
     (:func:`opentao.models.pick_dtype` chose it, the hardware has it); an fp32 model computes in fp32. On an
     AVX2-only CPU the autocast cost a LoRA step ~480 s instead of ~7 s (PyTorch's generic bf16 GEMM)."""
     return {"bf16": model.dtype == torch.bfloat16, "fp16": False}
-
-
-def publish_merged(model, tok, base_params: int, out_dir: Path, *, lora: bool) -> int:
-    """Merge the LoRA adapter (when ``lora``), cast to bf16, check the parameter count equals the base's, and save
-    the model and tokenizer (left padding, for generation) to ``out_dir`` by atomic rename. Returns the count."""
-    tuned = model.merge_and_unload() if lora else model
-    tuned = tuned.to(torch.bfloat16)
-    tuned_params = count_parameters(tuned)
-    if tuned_params != base_params:
-        raise TaoError(f"tuned model has {tuned_params:,} parameters but the base has {base_params:,}")
-    log.info("tuned model: %s parameters, same architecture as the base (%s)", f"{tuned_params:,}",
-             type(tuned).__name__)
-    tmp = out_dir.with_name(out_dir.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tuned.save_pretrained(tmp)
-    tok.padding_side = "left"
-    tok.save_pretrained(tmp)
-    shutil.rmtree(out_dir, ignore_errors=True)
-    os.replace(tmp, out_dir)
-    return tuned_params
 
 
 def train_model(
