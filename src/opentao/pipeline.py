@@ -30,11 +30,11 @@ def validate(cfg: RunConfig, stages: tuple[str, ...]) -> None:
         resolve_model(cfg.model)
     if "score" in stages:
         from opentao.score.registry import build_scorers
-        from opentao.score.stage import with_default_db
+        from opentao.score.stage import with_default_db, with_round_model
 
         if not cfg.score.scorers:
             raise TaoError("no scorers configured: add at least one under score.scorers")
-        build_scorers(with_default_db(cfg.score.scorers, cfg.db))
+        build_scorers(with_round_model(with_default_db(cfg.score.scorers, cfg.db), cfg.model))
     if "eval" in stages and cfg.eval.data:
         from opentao.evaluate.base import load_eval_rows
         from opentao.evaluate.registry import get_evaluator
@@ -87,9 +87,11 @@ def stage_generate(store: RunStore, cfg: RunConfig, round_: int) -> dict:
 
 
 def stage_score(store: RunStore, cfg: RunConfig, round_: int) -> dict:
-    from opentao.score.stage import run_score
+    from opentao.score.stage import MODEL_SCORERS, run_score
 
-    return run_score(store, cfg.score, round_=round_, db=cfg.db)
+    needs_model = any(spec.get("type") in MODEL_SCORERS for spec in cfg.score.scorers)
+    model = model_for_round(store, cfg, round_) if needs_model else None
+    return run_score(store, cfg.score, round_=round_, db=cfg.db, model=model)
 
 
 def stage_integrity(store: RunStore, cfg: RunConfig, round_: int, gold: str) -> dict:

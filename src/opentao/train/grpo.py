@@ -52,6 +52,7 @@ from opentao.config import TrainConfig
 from opentao.errors import TaoError
 from opentao.models import count_parameters, load_model
 from opentao.records import TrainExample
+from opentao.tokens import completion_logits, encode_pair, pad_batch
 
 log = logging.getLogger(__name__)
 
@@ -68,58 +69,32 @@ class Encoded:
 
 
 def encode_examples(examples: list[TrainExample], tok, max_length: int) -> tuple[list[Encoded], int]:
-    """Tokenize ``(plain prompt, response)`` as the chat template renders them; ``(encoded, dropped)``.
-
-    The completion is the template's assistant turn after the generation prompt (so it ends with the template's
-    end-of-turn token, as the sampled response did); it is cut to fit ``max_length``. An example whose prompt alone
-    leaves no room is dropped.
-    """
+    """Tokenize ``(plain prompt, response)`` (:func:`opentao.tokens.encode_pair`); ``(encoded, dropped)``: an
+    example whose prompt alone leaves no room under ``max_length`` is dropped, a long response is cut."""
     out: list[Encoded] = []
     dropped = 0
     for e in examples:
-        prompt_text = tok.apply_chat_template(e.prompt_messages, add_generation_prompt=True, tokenize=False)
-        full = tok.apply_chat_template([*e.prompt_messages, {"role": "assistant", "content": e.chosen}],
-                                       tokenize=False)
-        tail = full[len(prompt_text):] if full.startswith(prompt_text) else e.chosen + (tok.eos_token or "")
-        p_ids = tok(prompt_text, add_special_tokens=False)["input_ids"]
-        c_ids = tok(tail, add_special_tokens=False)["input_ids"]
-        room = max_length - len(p_ids)
-        if room < 1 or not c_ids:
+        pair = encode_pair(tok, e.prompt_messages, e.chosen, max_length)
+        if pair is None:
             dropped += 1
             continue
-        out.append(Encoded(p_ids, c_ids[:room], float(e.advantage)))
+        out.append(Encoded(pair[0], pair[1], float(e.advantage)))
     return out, dropped
 
 
 def _batch(items: list[Encoded], pad_id: int, device: torch.device) -> dict[str, torch.Tensor]:
-    """TRL's layout: prompts left-padded to P, completions right-padded to C, concatenated to length P + C."""
-    P = max(len(x.prompt_ids) for x in items)
-    C = max(len(x.completion_ids) for x in items)
-    ids, attn, cmask = [], [], []
-    for x in items:
-        lp, lc = P - len(x.prompt_ids), C - len(x.completion_ids)
-        ids.append([pad_id] * lp + x.prompt_ids + x.completion_ids + [pad_id] * lc)
-        attn.append([0] * lp + [1] * (len(x.prompt_ids) + len(x.completion_ids)) + [0] * lc)
-        cmask.append([1] * len(x.completion_ids) + [0] * lc)
-    attention_mask = torch.tensor(attn, device=device)  # (B, P + C)
-    return {
-        "input_ids": torch.tensor(ids, device=device),  # (B, P + C)
-        "attention_mask": attention_mask,
-        "position_ids": (attention_mask.cumsum(-1) - 1).clamp(min=0),  # left padding must not shift positions
-        "completion_mask": torch.tensor(cmask, device=device, dtype=torch.float32),  # (B, C)
-        "advantages": torch.tensor([x.advantage for x in items], device=device, dtype=torch.float32),  # (B,)
-    }
+    """:func:`opentao.tokens.pad_batch` plus ``advantages`` (B,)."""
+    batch = pad_batch([(x.prompt_ids, x.completion_ids) for x in items], pad_id, device)
+    batch["advantages"] = torch.tensor([x.advantage for x in items], device=device, dtype=torch.float32)
+    return batch
 
 
 def sequence_logps(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Per-token log-probabilities of the completion tokens, (B, C); the LM head runs on the last C + 1 only."""
+    """Per-token log-probabilities of the completion tokens, (B, C)."""
     from trl.trainer.utils import selective_log_softmax
 
     C = batch["completion_mask"].size(1)
-    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                   position_ids=batch["position_ids"], logits_to_keep=C + 1).logits  # (B, C + 1, V)
-    logits = logits[:, :-1, :].float()  # (B, C, V): position t predicts completion token t
-    return selective_log_softmax(logits, batch["input_ids"][:, -C:])  # (B, C)
+    return selective_log_softmax(completion_logits(model, batch), batch["input_ids"][:, -C:])  # (B, C)
 
 
 def grpo_loss(logps: torch.Tensor, old_logps: torch.Tensor, ref_logps: torch.Tensor, advantages: torch.Tensor,
