@@ -1,0 +1,112 @@
+"""How many kept SQL training answers are degenerate-but-valid, before and after the SQL reward stopped paying for them.
+
+"Before" reads a finished round as it is (default: the quickstart run of ``/work/runs-shared/quickstart``): its
+``tables/candidates`` and the ``tables/train_examples`` its scores selected. "After" copies the run's prompts and
+candidates (no generation) into a work directory, rescores them with the current scorers (``sql_exec`` and the
+``sql_result`` vote now zero degenerate results: :mod:`opentao.score.sql_degenerate`) and rebuilds the training
+examples with the same ``train`` settings. Each kept answer is classified by the same checker (an all-NULL/zero
+single row; a required literal absent from its column) and graded against ``train_gold.jsonl`` (diagnostic only:
+gold is never used for scoring or selection), so the JSON also says whether real answers were lost.
+
+    PYTHONPATH=src python benchmarks/sql_degenerate.py [--run DIR] [--work DIR] [--gold FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+RESULT = ROOT / "benchmarks" / "results" / "sql_degenerate.json"
+
+
+def classify(store, db: str, gold: dict[str, str], round_: int) -> dict:
+    """Kept answers of the round: how many, how many degenerate (by rule), how many gold-correct."""
+    from opentao.records import Candidate, TrainExample
+    from opentao.score.sql import SqlExecScorer, result_signature, run_sql_readonly
+    from opentao.score.sql_degenerate import DegenerateChecker, is_null_zero_row
+
+    checker = DegenerateChecker(db, lambda q: run_sql_readonly(db, q, timeout_s=5.0, max_rows=1))
+    cands = {c["candidate_id"]: Candidate.from_row(c) for c in store.read("candidates", round_)}
+    kept = [TrainExample.from_row(r) for r in store.read("train_examples", round_)]
+    gold_sig: dict[str, str] = {}
+    out = {"kept": len(kept), "prompts": len({e.prompt_id for e in kept}), "degenerate": 0, "null_zero_row": 0,
+           "absent_literal": 0, "gold_correct": 0, "degenerate_gold_correct": 0, "examples": []}
+    for e in kept:
+        sql = SqlExecScorer.sql_of(cands[e.chosen_id])
+        res = run_sql_readonly(db, sql)
+        null_zero = res.ok and is_null_zero_row(res.rows)
+        absent = checker.absent(sql) if res.ok else []
+        correct = False
+        if e.prompt_id in gold and res.ok:
+            g = gold[e.prompt_id]
+            if g not in gold_sig:
+                gold_sig[g] = result_signature(run_sql_readonly(db, g))
+            correct = result_signature(res) == gold_sig[g]
+        degenerate = bool(null_zero or absent)
+        out["degenerate"] += degenerate
+        out["null_zero_row"] += bool(null_zero)
+        out["absent_literal"] += bool(absent)
+        out["gold_correct"] += correct
+        out["degenerate_gold_correct"] += degenerate and correct
+        if degenerate:
+            out["examples"].append({"prompt_id": e.prompt_id, "sql": sql, "rows": [list(r) for r in res.rows[:3]],
+                                    "absent": absent, "gold_correct": correct})
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--run", type=Path, default=Path("/work/runs-shared/quickstart"))
+    ap.add_argument("--work", type=Path, default=ROOT / "benchmarks" / "runs" / "sql-degenerate")
+    ap.add_argument("--gold", type=Path, default=None, help="gold SQL of the training prompts (diagnostic only)")
+    ap.add_argument("--round", type=int, default=1)
+    ap.add_argument("--out", type=Path, default=RESULT)
+    args = ap.parse_args()
+
+    from opentao.config import load_config
+    from opentao.data import read_table_rows
+    from opentao.pipeline import stage_score
+    from opentao.store import RunStore
+    from opentao.train.stage import examples_for_round
+
+    cfg = load_config(args.run / "config.yaml")
+    gold_path = args.gold or Path(cfg.prompts).with_name("train_gold.jsonl")
+    gold = {str(r["id"]): r["sql"] for r in read_table_rows(str(gold_path))} if gold_path.is_file() else {}
+    before_store = RunStore(args.run)
+    before = classify(before_store, cfg.db, gold, args.round)
+
+    shutil.rmtree(args.work, ignore_errors=True)
+    for table in ("prompts", "candidates"):
+        shutil.copytree(args.run / "tables" / table, args.work / "tables" / table)
+    cfg = load_config(args.run / "config.yaml", run_dir=str(args.work))
+    store = RunStore(args.work)
+    t0 = time.perf_counter()
+    score = stage_score(store, cfg, args.round)
+    examples_for_round(store, cfg.train, args.round)
+    after = classify(store, cfg.db, gold, args.round)
+    result = {
+        "what": "kept rft training answers of one round that are degenerate-but-valid SQL, before vs after",
+        "run": str(args.run), "round": args.round, "db": cfg.db, "gold": str(gold_path) if gold else None,
+        "scorers": cfg.score.scorers, "train": {"method": cfg.train.method, "threshold": cfg.train.threshold,
+                                                "max_per_prompt": cfg.train.max_per_prompt},
+        "candidates": before_store.count("candidates"),
+        "before": before, "after": after,
+        "rescore": {"wall_s": round(time.perf_counter() - t0, 1), "scorer_counters": score.get("scorer_counters"),
+                    "mean_score": score.get("mean_score")},
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=1, default=str) + "\n")
+    print(f"kept {before['kept']} → {after['kept']}; degenerate {before['degenerate']} → {after['degenerate']}; "
+          f"gold-correct {before['gold_correct']} → {after['gold_correct']} → {args.out}")
+
+
+if __name__ == "__main__":
+    main()
