@@ -1,12 +1,14 @@
 """How many kept SQL training answers are degenerate-but-valid, before and after the SQL reward stopped paying for them.
 
-"Before" reads a finished round as it is (default: the quickstart run of ``/work/runs-shared/quickstart``): its
-``tables/candidates`` and the ``tables/train_examples`` its scores selected. "After" copies the run's prompts and
+"Before" reads a finished round as it is (default: the quickstart run of ``/work/runs-shared/quickstart``, copied
+into ``WORK/before``; the run itself is only read): its ``tables/candidates`` and the ``tables/train_examples`` its
+scores selected. "After" copies the run's prompts and
 candidates (no generation) into a work directory, rescores them with the current scorers (``sql_exec`` and the
 ``sql_result`` vote now zero degenerate results: :mod:`opentao.score.sql_degenerate`) and rebuilds the training
 examples with the same ``train`` settings. Each kept answer is classified by the same checker (an all-NULL/zero
 single row; a required literal absent from its column) and graded against ``train_gold.jsonl`` (diagnostic only:
-gold is never used for scoring or selection), so the JSON also says whether real answers were lost.
+gold is never used for scoring or selection), so the JSON also says whether real answers were lost; with gold,
+the integrity report of both (``degenerate_paid`` per scorer) is included.
 
     PYTHONPATH=src python benchmarks/sql_degenerate.py [--run DIR] [--work DIR] [--gold FILE]
 """
@@ -73,32 +75,45 @@ def main() -> None:
     from opentao.config import load_config
     from opentao.data import read_table_rows
     from opentao.pipeline import stage_score
+    from opentao.score.integrity import run_integrity
     from opentao.store import RunStore
     from opentao.train.stage import examples_for_round
 
     cfg = load_config(args.run / "config.yaml")
     gold_path = args.gold or Path(cfg.prompts).with_name("train_gold.jsonl")
     gold = {str(r["id"]): r["sql"] for r in read_table_rows(str(gold_path))} if gold_path.is_file() else {}
-    before_store = RunStore(args.run)
-    before = classify(before_store, cfg.db, gold, args.round)
-
     shutil.rmtree(args.work, ignore_errors=True)
+    # "before": a copy of the finished round as it is (the lead's run directory is never written to)
+    for table in ("prompts", "candidates", "scores", "train_examples"):
+        shutil.copytree(args.run / "tables" / table, args.work / "before" / "tables" / table)
+    before_store = RunStore(args.work / "before")
+    before = classify(before_store, cfg.db, gold, args.round)
+    # "after": the same prompts and candidates, rescored by the current scorers, examples rebuilt
     for table in ("prompts", "candidates"):
-        shutil.copytree(args.run / "tables" / table, args.work / "tables" / table)
-    cfg = load_config(args.run / "config.yaml", run_dir=str(args.work))
-    store = RunStore(args.work)
+        shutil.copytree(args.run / "tables" / table, args.work / "after" / "tables" / table)
+    cfg = load_config(args.run / "config.yaml", run_dir=str(args.work / "after"))
+    store = RunStore(args.work / "after")
     t0 = time.perf_counter()
     score = stage_score(store, cfg, args.round)
     examples_for_round(store, cfg.train, args.round)
+    rescore_s = round(time.perf_counter() - t0, 1)
     after = classify(store, cfg.db, gold, args.round)
+    integrity = {}
+    if gold:  # diagnostic: how many degenerate candidates each reward paid for, and each reward's verdict
+        for label, st in (("before", before_store), ("after", store)):
+            summ = run_integrity(st, str(gold_path), round_=args.round, db=cfg.db)
+            integrity[label] = {"degenerate_candidates": summ["degenerate_candidates"],
+                                "degenerate_correct": summ["degenerate_correct"],
+                                "scorers": {n: {k: m[k] for k in ("degenerate_paid", "auc", "best_of_k", "mean_acc",
+                                                                  "verdict")} for n, m in summ["scorers"].items()}}
     result = {
         "what": "kept rft training answers of one round that are degenerate-but-valid SQL, before vs after",
         "run": str(args.run), "round": args.round, "db": cfg.db, "gold": str(gold_path) if gold else None,
         "scorers": cfg.score.scorers, "train": {"method": cfg.train.method, "threshold": cfg.train.threshold,
                                                 "max_per_prompt": cfg.train.max_per_prompt},
         "candidates": before_store.count("candidates"),
-        "before": before, "after": after,
-        "rescore": {"wall_s": round(time.perf_counter() - t0, 1), "scorer_counters": score.get("scorer_counters"),
+        "before": before, "after": after, "integrity": integrity,
+        "rescore": {"wall_s": rescore_s, "scorer_counters": score.get("scorer_counters"),
                     "mean_score": score.get("mean_score")},
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
