@@ -8,7 +8,8 @@ candidates (no generation) into a work directory, rescores them with the current
 examples with the same ``train`` settings. Each kept answer is classified by the same checker (an all-NULL/zero
 single row; a required literal absent from its column) and graded against ``train_gold.jsonl`` (diagnostic only:
 gold is never used for scoring or selection), so the JSON also says whether real answers were lost; with gold,
-the integrity report of both (``degenerate_paid`` per scorer) is included.
+the integrity report of both (``degenerate_paid`` per scorer) is included, and ``checker_on_gold`` counts the
+task's gold queries (train and test) that the checker would call degenerate: its false positives.
 
     PYTHONPATH=src python benchmarks/sql_degenerate.py [--run DIR] [--work DIR] [--gold FILE]
 """
@@ -63,6 +64,22 @@ def classify(store, db: str, gold: dict[str, str], round_: int) -> dict:
     return out
 
 
+def gold_flagged(db: str, path: Path) -> dict:
+    """False positives of the checker: how many of a file's gold queries it calls degenerate."""
+    from opentao.data import read_table_rows
+    from opentao.score.sql import run_sql_readonly
+    from opentao.score.sql_degenerate import DegenerateChecker
+
+    checker = DegenerateChecker(db, lambda q: run_sql_readonly(db, q, timeout_s=5.0, max_rows=1))
+    rows = [r for r in read_table_rows(str(path)) if isinstance(r.get("sql"), str)]
+    flagged = []
+    for r in rows:
+        res = run_sql_readonly(db, r["sql"])
+        if res.ok and res.rows and (why := checker.reason(r["sql"], res.rows)):
+            flagged.append({"sql": r["sql"], "why": why})
+    return {"file": str(path), "gold_queries": len(rows), "flagged": len(flagged), "examples": flagged[:10]}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--run", type=Path, default=Path("/work/runs-shared/quickstart"))
@@ -113,6 +130,8 @@ def main() -> None:
                                                 "max_per_prompt": cfg.train.max_per_prompt},
         "candidates": before_store.count("candidates"),
         "before": before, "after": after, "integrity": integrity,
+        "checker_on_gold": [gold_flagged(cfg.db, f) for f in (gold_path, Path(cfg.prompts).with_name("test.jsonl"))
+                            if f.is_file()],
         "rescore": {"wall_s": rescore_s, "scorer_counters": score.get("scorer_counters"),
                     "mean_score": score.get("mean_score")},
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
