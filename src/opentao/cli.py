@@ -125,7 +125,7 @@ def integrity_table(summary: dict) -> Table:
 @app.command()
 def train(config: ConfigOpt = None, set_: SetOpt = None, run_dir: RunDirOpt = None, model: ModelOpt = None,
           round_: RoundOpt = 1, force: ForceOpt = False) -> None:
-    """Stage 3: train toward high scorers (rft or dpo, LoRA) and save a merged model folder."""
+    """Stage 3: train toward high scorers (rft, dpo or grpo; LoRA) and save a merged model folder."""
     from opentao.pipeline import stage_train
 
     cfg = _cfg(config, set_, run_dir=run_dir, model=model)

@@ -32,9 +32,6 @@ __all__ = ["BUILTIN_SCORERS", "RESERVED_NAMES", "build_scorer", "build_scorers",
 BUILTIN_SCORERS: dict[str, Callable[..., Any]] = {
     "sql_exec": SqlExecScorer,
     "majority_vote": MajorityVoteScorer,
-    "soft_vote": soft_vote,
-    "self_certainty": self_certainty_scorer,
-    "entropy": entropy_scorer,
     "regex": RegexScorer,
     "callable": CallableScorer,
     "json": JsonScorer,
@@ -46,6 +43,9 @@ BUILTIN_SCORERS: dict[str, Callable[..., Any]] = {
     "repetition_penalty": RepetitionPenalty,
     "relevance": RelevanceFloor,
     "injection_guard": InjectionGuard,
+    "soft_vote": soft_vote,
+    "self_certainty": self_certainty_scorer,
+    "entropy": entropy_scorer,
 }
 RESERVED_NAMES = {"combined"}  # the score stage stores the combined reward under this name
 
