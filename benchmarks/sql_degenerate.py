@@ -12,6 +12,7 @@ the integrity report of both (``degenerate_paid`` per scorer) is included, and `
 task's gold queries (train and test) that the checker would call degenerate: its false positives.
 
     PYTHONPATH=src python benchmarks/sql_degenerate.py [--run DIR] [--work DIR] [--gold FILE]
+    PYTHONPATH=src python benchmarks/sql_degenerate.py --gold-only      # false positives on the gold queries
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 RESULT = ROOT / "benchmarks" / "results" / "sql_degenerate.json"
+GOLD_RESULT = ROOT / "benchmarks" / "results" / "sql_degenerate_gold.json"
 
 
 def classify(store, db: str, gold: dict[str, str], round_: int) -> dict:
@@ -86,8 +88,24 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=ROOT / "benchmarks" / "runs" / "sql-degenerate")
     ap.add_argument("--gold", type=Path, default=None, help="gold SQL of the training prompts (diagnostic only)")
     ap.add_argument("--round", type=int, default=1)
-    ap.add_argument("--out", type=Path, default=RESULT)
+    ap.add_argument("--out", type=Path, default=None, help=f"default {RESULT.name} (--gold-only: {GOLD_RESULT.name})")
+    ap.add_argument("--gold-only", action="store_true",
+                    help="only count the checker's false positives on the bundled Chinook task's gold queries")
     args = ap.parse_args()
+    if args.gold_only:
+        from opentao.pipeline import prepare_task
+
+        task = prepare_task("sql")
+        out = args.out or GOLD_RESULT
+        res = {"what": "gold queries of the Chinook task that the degenerate checker flags (false positives)",
+               "checker_on_gold": [gold_flagged(str(task / "chinook.sqlite"), task / f)
+                                   for f in ("train_gold.jsonl", "test.jsonl")],
+               "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        out.write_text(json.dumps(res, indent=1) + "\n")
+        print("; ".join(f"{Path(g['file']).name}: {g['flagged']} of {g['gold_queries']} flagged"
+                        for g in res["checker_on_gold"]) + f" → {out}")
+        return
+    args.out = args.out or RESULT
 
     from opentao.config import load_config
     from opentao.data import read_table_rows
