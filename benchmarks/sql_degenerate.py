@@ -2,7 +2,8 @@
 
 "Before" reads a finished round as it is (default: the quickstart run of ``/work/runs-shared/quickstart``, copied
 into ``WORK/before``; the run itself is only read): its ``tables/candidates`` and the ``tables/train_examples`` its
-scores selected. "After" copies the run's prompts and
+scores selected — or, while the round has no examples yet (generation still running) or with ``--old-reward``,
+its candidates rescored by the same scorers with ``degenerate: false`` (the old reward). "After" copies the run's prompts and
 candidates (no generation) into a work directory, rescores them with the current scorers (``sql_exec`` and the
 ``sql_result`` vote now zero degenerate results: :mod:`opentao.score.sql_degenerate`) and rebuilds the training
 examples with the same ``train`` settings. Each kept answer is classified by the same checker (an all-NULL/zero
@@ -89,6 +90,8 @@ def main() -> None:
     ap.add_argument("--gold", type=Path, default=None, help="gold SQL of the training prompts (diagnostic only)")
     ap.add_argument("--round", type=int, default=1)
     ap.add_argument("--out", type=Path, default=None, help=f"default {RESULT.name} (--gold-only: {GOLD_RESULT.name})")
+    ap.add_argument("--old-reward", action="store_true",
+                    help="build 'before' by rescoring with the degenerate check off, even if the run has examples")
     ap.add_argument("--gold-only", action="store_true",
                     help="only count the checker's false positives on the bundled Chinook task's gold queries")
     args = ap.parse_args()
@@ -118,10 +121,20 @@ def main() -> None:
     gold_path = args.gold or Path(cfg.prompts).with_name("train_gold.jsonl")
     gold = {str(r["id"]): r["sql"] for r in read_table_rows(str(gold_path))} if gold_path.is_file() else {}
     shutil.rmtree(args.work, ignore_errors=True)
-    # "before": a copy of the finished round as it is (the lead's run directory is never written to)
-    for table in ("prompts", "candidates", "scores", "train_examples"):
+    # "before": a copy of the finished round as it is (the run directory is never written to) or, when the round
+    # has no training examples yet (--old-reward, or generation still running), its candidates rescored with the
+    # old reward: the same scorers with the degenerate check off
+    finished = (args.run / "tables" / "train_examples").is_dir() and not args.old_reward
+    for table in ("prompts", "candidates", *(("scores", "train_examples") if finished else ())):
         shutil.copytree(args.run / "tables" / table, args.work / "before" / "tables" / table)
     before_store = RunStore(args.work / "before")
+    if not finished:
+        old = [{**sp, "degenerate": False} if sp.get("type") in ("sql_exec", "majority_vote", "soft_vote")
+               and (sp.get("type") == "sql_exec" or sp.get("mode") == "sql_result") else sp for sp in cfg.score.scorers]
+        old_cfg = load_config(args.run / "config.yaml", run_dir=str(args.work / "before"))
+        old_cfg.score.scorers = old
+        stage_score(before_store, old_cfg, args.round)
+        examples_for_round(before_store, old_cfg.train, args.round)
     before = classify(before_store, cfg.db, gold, args.round)
     # "after": the same prompts and candidates, rescored by the current scorers, examples rebuilt
     for table in ("prompts", "candidates"):
@@ -147,6 +160,8 @@ def main() -> None:
         "scorers": cfg.score.scorers, "train": {"method": cfg.train.method, "threshold": cfg.train.threshold,
                                                 "max_per_prompt": cfg.train.max_per_prompt},
         "candidates": before_store.count("candidates"),
+        "groups": len({c["prompt_id"] for c in before_store.read("candidates", args.round)}),
+        "before_from": "the run's own scores and examples" if finished else "rescored with degenerate: false",
         "before": before, "after": after, "integrity": integrity,
         "checker_on_gold": [gold_flagged(cfg.db, f) for f in (gold_path, Path(cfg.prompts).with_name("test.jsonl"))
                             if f.is_file()],
