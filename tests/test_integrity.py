@@ -155,3 +155,30 @@ def test_train_refuses_a_failing_scorer_without_force(tmp_path, tiny_model_dir):
     res = tao(*args, "--force")
     assert res.returncode == 0, res.stderr
     assert (run / "models" / "round-1" / "config.json").is_file()
+
+
+def test_degenerate_paid_counts_rewarded_non_answers():
+    groups = [[GradedCandidate(False, "z", {"s": 1.0, "t": 0.0}, degenerate=True),
+               GradedCandidate(False, "z", {"s": 0.5, "t": None}, degenerate=True),
+               GradedCandidate(True, "a", {"s": 1.0, "t": 1.0})]]
+    assert scorer_integrity(groups, "s")["degenerate_paid"] == 2
+    assert scorer_integrity(groups, "t")["degenerate_paid"] == 0
+
+
+def test_run_integrity_finds_degenerate_sql(tmp_path):
+    from tests.test_score_sql import make_db
+
+    db = make_db(tmp_path / "shop.sqlite")
+    run = tmp_path / "run"
+    store = RunStore(run)
+    sqls = ["SELECT COUNT(*) FROM customer WHERE country = 'Mars'", "SELECT COUNT(*) FROM customer WHERE name = 'Zed'",
+            "SELECT COUNT(*) FROM customer WHERE country = 'France'"]
+    cands = [Candidate("q0", f"c{j}", "plain", [], s, s, s, round=1) for j, s in enumerate(sqls)]
+    scores = [Score("q0", f"c{j}", name, 1.0, 1) for j in range(3) for name in ("exec", "combined")]
+    store.write_part("candidates", "r1-00000", cands, Candidate.SCHEMA)
+    store.write_part("scores", "r1-00000", scores, Score.SCHEMA)
+    gold = write_jsonl(tmp_path / "gold.jsonl", [{"id": "q0", "prompt": "x", "sql": sqls[2]}])
+    summary = run_integrity(store, str(gold), round_=1, db=str(db))
+    assert summary["degenerate_candidates"] == 2 and summary["degenerate_correct"] == 0
+    assert summary["scorers"]["exec"]["degenerate_paid"] == 2
+    assert {r["scorer"]: r["degenerate_paid"] for r in store.read("integrity", 1)} == {"exec": 2, "combined": 2}

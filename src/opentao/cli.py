@@ -113,19 +113,19 @@ def integrity_table(summary: dict) -> Table:
                       f"{summary['groups_total']} groups have gold; candidate accuracy "
                       f"{pct(summary.get('candidate_accuracy'))}; majority-vote label accuracy {pct(mla)}")
     for col in ("scorer", "best-of-K acc", "random pick", "pass@K", "AUC", "AUC in group", "zero-var groups",
-                "vote label acc", "abstain", "verdict"):
+                "vote label acc", "abstain", "degenerate paid", "verdict"):
         tbl.add_column(col)
     for name, m in summary["scorers"].items():
         tbl.add_row(name if m["role"] != "guard" else f"{name} (guard)", pct(m["best_of_k"]), pct(m["mean_acc"]),
                     pct(m["oracle"]), num(m["auc"]), num(m["auc_within"]), pct(m["zero_var"]), pct(m["vote_acc"]),
-                    pct(m["abstain_share"]), m["verdict"])
+                    pct(m["abstain_share"]), str(m.get("degenerate_paid", "–")), m["verdict"])
     return tbl
 
 
 @app.command()
 def train(config: ConfigOpt = None, set_: SetOpt = None, run_dir: RunDirOpt = None, model: ModelOpt = None,
           round_: RoundOpt = 1, force: ForceOpt = False) -> None:
-    """Stage 3: train toward high scorers (rft or dpo, LoRA) and save a merged model folder."""
+    """Stage 3: train toward high scorers (rft, dpo or grpo; LoRA) and save a merged model folder."""
     from opentao.pipeline import stage_train
 
     cfg = _cfg(config, set_, run_dir=run_dir, model=model)

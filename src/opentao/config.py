@@ -48,13 +48,36 @@ class ScoreConfig(_Strict):
     scorers: list[dict[str, Any]] = Field(default_factory=list)
     normalize: Literal["none", "zscore", "rank"] = "none"
     prompts_per_part: int = Field(32, ge=1)
+    band: tuple[float, float] | None = Field(
+        None, description="train only on prompts whose top answer's vote share is in [lo, hi] (SeRL: [0.2, 0.8])")
+
+    @field_validator("band")
+    @classmethod
+    def _band(cls, v: tuple[float, float] | None) -> tuple[float, float] | None:
+        if v is not None and not 0 <= v[0] <= v[1] <= 1:
+            raise ValueError(f"band must be [lo, hi] with 0 <= lo <= hi <= 1, got {list(v)}")
+        return v
+
+
+class GrpoConfig(_Strict):
+    """``train.method: grpo`` (see :mod:`opentao.train.grpo`); the defaults follow TRL's GRPOConfig except ``beta``."""
+
+    scale_rewards: bool = Field(True, description="divide a group's advantages by its reward std (TRL 'group')")
+    loss_type: Literal["dapo", "grpo"] = Field("dapo", description="token-level (dapo) or per-sequence mean (grpo)")
+    epsilon: float = Field(0.2, gt=0, lt=1, description="PPO clip range: ratio kept in [1-eps, 1+eps_high]")
+    epsilon_high: float | None = Field(None, gt=0, description="upper clip (DAPO clip-higher); default epsilon")
+    beta: float = Field(0.04, ge=0, description="KL coefficient to the reference (LoRA off); DeepSeekMath 0.04")
+    max_grad_norm: float = Field(1.0, gt=0)
 
 
 class TrainConfig(_Strict):
-    method: Literal["rft", "dpo"] = "rft"
+    method: Literal["rft", "dpo", "grpo"] = "rft"
     threshold: float | None = Field(None, description="rft: min combined score to keep (default: group max > 0)")
     min_margin: float = Field(0.5, ge=0, description="dpo: min chosen-rejected score gap")
     max_per_prompt: int = Field(1, ge=1, description="rft: distinct top responses kept per prompt")
+    balance_classes: bool = Field(False, description="rft: cap the kept examples' categorical answer shares "
+                                                     "(yes/no) at the candidates' own shares + class_slack")
+    class_slack: float = Field(0.1, ge=0, le=1)
     learning_rate: float = 2e-4
     epochs: float = 2.0
     max_steps: int = -1
@@ -68,6 +91,7 @@ class TrainConfig(_Strict):
     beta: float = 0.1
     save_steps: int = 10
     seed: int = 0
+    grpo: GrpoConfig = Field(default_factory=GrpoConfig)
 
 
 class EvalConfig(_Strict):
@@ -78,6 +102,18 @@ class EvalConfig(_Strict):
     batch_size: int = 32
     max_new_tokens: int = 128
     stop: list[str] = Field(default_factory=list)
+
+
+class CollapseConfig(_Strict):
+    """When a round's samples count as collapsed (:mod:`opentao.telemetry`, where the defaults are justified)."""
+
+    max_top_share: float = Field(0.9, gt=0, le=1, description="flag when one answer is more than this share")
+    min_entropy: float = Field(0.5, ge=0, description="flag when the answer entropy (bits) falls below this")
+
+
+class SelectConfig(_Strict):
+    best_round: bool = Field(False, description="keep the best round by its samples' mean reward (a probe round "
+                                                "is generated and scored after the last), not the last round")
 
 
 class RunConfig(_Strict):
@@ -94,6 +130,8 @@ class RunConfig(_Strict):
     score: ScoreConfig = Field(default_factory=ScoreConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
+    collapse: CollapseConfig = Field(default_factory=CollapseConfig)
+    select: SelectConfig = Field(default_factory=SelectConfig)
 
 
 def _set_path(data: dict[str, Any], dotted: str, value: Any) -> None:

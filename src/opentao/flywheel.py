@@ -238,6 +238,7 @@ def run_round(cfg: FlywheelConfig, *, report=print) -> dict[str, Any]:
     from opentao.config import load_config
     from opentao.evaluate.gate import build_evaluator
     from opentao.pipeline import run_rounds, validate
+    from opentao.telemetry import promotion_refusal
 
     root = Path(cfg.dir)
     pointer = read_pointer(root)
@@ -282,6 +283,9 @@ def run_round(cfg: FlywheelConfig, *, report=print) -> dict[str, Any]:
         # the round's run directory holds one pipeline round: say "tao" rather than its "round 1"
         res = run_rounds(run_cfg, report=lambda line: report("  tao " + line.removeprefix("round 1 ")))
         candidate = res["rounds"][-1]["train"]["model"]
+        refusal = promotion_refusal(res)  # a collapsed round, or one the run did not keep, is never promoted
+        if refusal:
+            raise TaoError(refusal)
     except TaoError as exc:  # e.g. no candidate scored above the threshold: a recorded non-promotion
         decision = {"kind": "round", "round": round_, "promoted": False, "current_version": pointer["version"],
                     "candidate_version": "", "served_after": pointer["version"], "margin": cfg.margin,

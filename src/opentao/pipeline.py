@@ -30,11 +30,11 @@ def validate(cfg: RunConfig, stages: tuple[str, ...]) -> None:
         resolve_model(cfg.model)
     if "score" in stages:
         from opentao.score.registry import build_scorers
-        from opentao.score.stage import with_default_db
+        from opentao.score.stage import with_default_db, with_round_model
 
         if not cfg.score.scorers:
             raise TaoError("no scorers configured: add at least one under score.scorers")
-        build_scorers(with_default_db(cfg.score.scorers, cfg.db))
+        build_scorers(with_round_model(with_default_db(cfg.score.scorers, cfg.db), cfg.model))
     if "eval" in stages and cfg.eval.data:
         from opentao.evaluate.base import load_eval_rows
         from opentao.evaluate.registry import get_evaluator
@@ -87,9 +87,11 @@ def stage_generate(store: RunStore, cfg: RunConfig, round_: int) -> dict:
 
 
 def stage_score(store: RunStore, cfg: RunConfig, round_: int) -> dict:
-    from opentao.score.stage import run_score
+    from opentao.score.stage import MODEL_SCORERS, run_score
 
-    return run_score(store, cfg.score, round_=round_, db=cfg.db)
+    needs_model = any(spec.get("type") in MODEL_SCORERS for spec in cfg.score.scorers)
+    model = model_for_round(store, cfg, round_) if needs_model else None
+    return run_score(store, cfg.score, round_=round_, db=cfg.db, model=model)
 
 
 def stage_integrity(store: RunStore, cfg: RunConfig, round_: int, gold: str) -> dict:
@@ -109,7 +111,7 @@ def stage_train(store: RunStore, cfg: RunConfig, round_: int, *, force: bool = F
     if forced:
         log.warning("training round %d although %s failed the integrity check (--force)", round_, ", ".join(forced))
     return run_train(store, cfg.train, model_for_round(store, cfg, round_), round_=round_, dtype=cfg.dtype,
-                     device=cfg.device)
+                     device=cfg.device, band=cfg.score.band)
 
 
 def stage_eval(store: RunStore, cfg: RunConfig, model: str, label: str, round_: int) -> dict | None:
@@ -125,6 +127,54 @@ def stage_eval(store: RunStore, cfg: RunConfig, model: str, label: str, round_: 
                          round_=round_, dtype=cfg.dtype, device=cfg.device)
 
 
+def stage_telemetry(store: RunStore, cfg: RunConfig, round_: int) -> dict:
+    """Collapse telemetry of the round's candidates (the samples of the model that sampled it), stored as
+    ``summary/telemetry-r<N>.json``; a collapse is logged as a warning (:mod:`opentao.telemetry`)."""
+    from opentao.records import Candidate
+    from opentao.telemetry import is_collapsed, round_telemetry
+
+    cands = [Candidate.from_row(r) for r in store.read("candidates", round_)]
+    rewards = {r["candidate_id"]: r["score"] for r in store.read("scores", round_) if r["scorer"] == "combined"}
+    tel = round_telemetry(cands, rewards)
+    tel.update(round=round_, sampled_by=model_for_round(store, cfg, round_),
+               collapse=is_collapsed(tel, cfg.collapse.max_top_share, cfg.collapse.min_entropy))
+    if tel["collapse"]:
+        log.warning("round %d: the samples of %s look collapsed (%s)", round_, tel["sampled_by"],
+                    "; ".join(tel["collapse"]))
+    store.write_summary(f"telemetry-r{round_}", tel)
+    return tel
+
+
+def keep_round(store: RunStore, cfg: RunConfig, results: dict, report) -> dict:
+    """Which round's model the run keeps: the last, or with ``select.best_round`` the best by a label-free criterion
+    (:func:`opentao.telemetry.choose_round`) after a probe round that measures the last model's samples."""
+    from opentao.telemetry import choose_round
+
+    rounds = results["rounds"]
+    last = cfg.rounds
+    if cfg.select.best_round:
+        probe = last + 1
+        g = _timed(stage_generate, store, cfg, probe)
+        s = _timed(stage_score, store, cfg, probe)
+        tel = stage_telemetry(store, cfg, probe)
+        results["probe"] = {"round": probe, "generate": g, "score": s, "telemetry": tel}
+        report(f"probe round {probe} (round {last}'s model, not trained): mean reward "
+               f"{fmt_means({'combined': tel['mean_reward']})}")
+    for entry in rounds:  # the model of round r is measured by the samples of round r + 1
+        nxt = rounds[entry["round"]]["telemetry"] if entry["round"] < len(rounds) else results.get("probe", {}).get(
+            "telemetry")
+        entry["model_telemetry"] = nxt
+    if not cfg.select.best_round:
+        kept = {"round": last, "criterion": "the last round (select.best_round is off)", "why": "last round"}
+    else:
+        measured = {0: rounds[0]["telemetry"], **{e["round"]: e["model_telemetry"] for e in rounds}}
+        kept = choose_round(measured)
+    r = kept["round"]
+    kept["model"] = None if r is None else str(store.model_dir(r)) if r > 0 else cfg.model
+    report(f"kept: {'round ' + str(r) if r else 'the base model' if r == 0 else 'no model'} ({kept['why']})")
+    return kept
+
+
 def _timed(fn, *args, **kwargs):
     t0 = time.perf_counter()
     res = fn(*args, **kwargs)
@@ -138,7 +188,9 @@ def run_rounds(cfg: RunConfig, *, report=print, force: bool = False) -> dict:
 
     Each stage's statistics carry ``wall_s``, the seconds this invocation spent in it (a stage that was already
     done costs ~0 s on a re-run), so ``summary/run.json`` says where the time went. ``force`` trains even on a
-    scorer whose integrity check (with gold) failed.
+    scorer whose integrity check (with gold) failed. Every round records its collapse telemetry
+    (``telemetry``: of its samples; ``model_telemetry``: of its trained model's samples, where measured), and
+    ``kept`` says which round's model the run keeps and why (:func:`keep_round`).
     """
     t_start = time.perf_counter()
     store = open_run(cfg, ("generate", "score", "train", "eval"))
@@ -154,13 +206,17 @@ def run_rounds(cfg: RunConfig, *, report=print, force: bool = False) -> dict:
         s = _timed(stage_score, store, cfg, r)
         report(f"round {r} score: mean {fmt_means(s.get('mean_score', {}))}; groups with no signal "
                f"{(s.get('flat_share') or 0):.0%}")
+        tel = stage_telemetry(store, cfg, r)
+        if tel["collapse"]:
+            report(f"round {r}: COLLAPSE in the samples of {tel['sampled_by']}: {'; '.join(tel['collapse'])}")
         t = _timed(stage_train, store, cfg, r, force=force)
         report(f"round {r} train: {t['examples']} examples, {t['steps']} steps, loss {t.get('first_loss')} → "
                f"{t.get('last_loss')}; {t['parameters']:,} parameters (base {t['base_parameters']:,})")
         e = _timed(stage_eval, store, cfg, str(store.model_dir(r)), f"round-{r}", r)
         if e:
             report(f"round {r}: {cfg.eval.task} accuracy {fmt_acc(e)}")
-        results["rounds"].append({"round": r, "generate": g, "score": s, "train": t, "eval": e})
+        results["rounds"].append({"round": r, "generate": g, "score": s, "telemetry": tel, "train": t, "eval": e})
+    results["kept"] = keep_round(store, cfg, results, report)
     results["wall_s"] = round(time.perf_counter() - t_start, 1)
     results["tables"] = store.counts()
     store.write_summary("run", results)

@@ -123,7 +123,9 @@ class Score(Row):
 class TrainExample(Row):
     """One training example built from scored candidates.
 
-    ``kind`` is "sft" (prompt → chosen) or "dpo" (prompt → chosen preferred over rejected).
+    ``kind`` names the method that built it: "rft" (prompt → chosen, from the rewards), "sft" (prompt → a gold
+    output, labeled fine-tuning), "dpo" (prompt → chosen preferred over rejected) or "grpo" (prompt → one sampled
+    response weighted by its group-relative ``advantage``).
     """
 
     prompt_id: str
@@ -136,6 +138,7 @@ class TrainExample(Row):
     chosen_score: float = 0.0
     rejected_score: float = 0.0
     round: int = 0
+    advantage: float = 0.0
 
     JSON_FIELDS: ClassVar[tuple[str, ...]] = ("prompt_messages",)
     SCHEMA: ClassVar[pa.Schema] = pa.schema(
@@ -150,6 +153,7 @@ class TrainExample(Row):
             ("rejected_id", pa.string()),
             ("chosen_score", pa.float64()),
             ("rejected_score", pa.float64()),
+            ("advantage", pa.float64()),
         ]
     )
 
@@ -201,16 +205,17 @@ class Integrity(Row):
     zero_var: float | None
     vote_acc: float | None
     verdict: str
+    degenerate_paid: int = 0
     round: int = 0
 
     METRICS: ClassVar[tuple[str, ...]] = (
         "role", "groups", "scored_groups", "candidates", "abstain_share", "best_of_k", "mean_acc", "oracle", "auc",
-        "auc_within", "mixed_groups", "zero_var", "vote_acc", "verdict",
+        "auc_within", "mixed_groups", "zero_var", "vote_acc", "verdict", "degenerate_paid",
     )
     SCHEMA: ClassVar[pa.Schema] = pa.schema(
         [("round", pa.int64()), ("scorer", pa.string()), ("role", pa.string()), ("groups", pa.int64()),
          ("scored_groups", pa.int64()), ("candidates", pa.int64()), ("abstain_share", pa.float64()),
          ("best_of_k", pa.float64()), ("mean_acc", pa.float64()), ("oracle", pa.float64()), ("auc", pa.float64()),
          ("auc_within", pa.float64()), ("mixed_groups", pa.int64()), ("zero_var", pa.float64()),
-         ("vote_acc", pa.float64()), ("verdict", pa.string())]
+         ("vote_acc", pa.float64()), ("verdict", pa.string()), ("degenerate_paid", pa.int64())]
     )

@@ -13,7 +13,11 @@ For each scorer (and the ``combined`` reward), over the groups that have gold:
   signal: DAPO, Yu et al. 2025, filters such groups out of GRPO batches);
 * ``vote_acc`` — label accuracy of a *score-weighted* vote (each candidate votes for its answer with its
   within-group rank as weight); with a constant scorer it is TTRL's majority-vote label accuracy (Zuo et
-  al. 2025, "TTRL: Test-Time Reinforcement Learning"), reported on its own as ``majority_label_accuracy``.
+  al. 2025, "TTRL: Test-Time Reinforcement Learning"), reported on its own as ``majority_label_accuracy``;
+* ``degenerate_paid`` — how many *degenerate-but-valid* candidates the scorer paid for (score > 0): SQL that runs
+  and returns rows but answers nothing (an all-NULL/zero single row, or a required literal absent from its
+  column: :mod:`opentao.score.sql_degenerate`). The summary also gives ``degenerate_candidates`` (how many
+  there were) and ``degenerate_correct`` (how many of those the gold agrees with: a real answer of 0).
 
 **Verdict.** ``undetermined`` when too little can be concluded (fewer than ``MIN_MIXED_GROUPS`` groups hold
 both a correct and a wrong scored candidate: one or two lucky groups must not block training), ``no signal`` when every group has zero variance, ``no better than random`` when ``auc <= 0.5``
@@ -51,6 +55,7 @@ class GradedCandidate:
     correct: bool
     key: str | None  # the answer it votes for (None: no valid answer)
     scores: dict[str, float | None]
+    degenerate: bool = False  # valid SQL whose result answers nothing (see the module doc)
 
 
 # --- pure metrics ---------------------------------------------------------------------------------------
@@ -105,9 +110,10 @@ def scorer_integrity(groups: list[list[GradedCandidate]], scorer: str,
     bok, mean_acc, oracle, within, zero_var, votes = [], [], [], [], [], []
     all_scores: list[float] = []
     all_labels: list[bool] = []
-    n_cands = n_abstained = mixed = 0
+    n_cands = n_abstained = mixed = degenerate_paid = 0
     for group in groups:
         n_cands += len(group)
+        degenerate_paid += sum(1 for c in group if c.degenerate and (c.scores.get(scorer) or 0.0) > 0)
         scored = [(c.scores.get(scorer), c) for c in group]
         scored = [(s, c) for s, c in scored if s is not None]
         n_abstained += len(group) - len(scored)
@@ -136,7 +142,7 @@ def scorer_integrity(groups: list[list[GradedCandidate]], scorer: str,
         "abstain_share": n_abstained / n_cands if n_cands else None,
         "best_of_k": _mean(bok), "mean_acc": _mean(mean_acc), "oracle": _mean(oracle),
         "auc": auc(all_scores, all_labels), "auc_within": _mean(within), "mixed_groups": mixed,
-        "zero_var": _mean(zero_var), "vote_acc": _mean(votes),
+        "zero_var": _mean(zero_var), "vote_acc": _mean(votes), "degenerate_paid": degenerate_paid,
     }
     m["verdict"] = verdict(m, min_mixed)
     return m
@@ -188,16 +194,29 @@ class _Grader:
     def __init__(self, db: str | None):
         self.db = db
         self._gold_sig: dict[str, str] = {}
+        self._degenerate = None
 
-    def grade(self, cand: Candidate, gold: dict[str, Any]) -> tuple[bool, str | None]:
+    def grade(self, cand: Candidate, gold: dict[str, Any]) -> tuple[bool, str | None, bool]:
+        """``(correct, vote key, degenerate)``."""
         if isinstance(gold.get("sql"), str) and gold["sql"].strip():
             return self._grade_sql(cand, gold["sql"])
         from opentao.score.vote import normalize_answer
 
         key = normalize_answer(cand.answer) or None
-        return key is not None and key == normalize_answer(str(gold["answer"])), key
+        return key is not None and key == normalize_answer(str(gold["answer"])), key, False
 
-    def _grade_sql(self, cand: Candidate, gold_sql: str) -> tuple[bool, str | None]:
+    def _is_degenerate(self, sql: str, rows: list[tuple]) -> bool:
+        from opentao.score.sql import run_sql_readonly
+        from opentao.score.sql_degenerate import DegenerateChecker
+
+        if not rows:
+            return False
+        if self._degenerate is None:
+            db = self.db
+            self._degenerate = DegenerateChecker(db, lambda q: run_sql_readonly(db, q, timeout_s=5.0, max_rows=1))
+        return bool(self._degenerate.reason(sql, rows))
+
+    def _grade_sql(self, cand: Candidate, gold_sql: str) -> tuple[bool, str | None, bool]:
         from opentao.score.sql import SqlExecScorer, result_signature, run_sql_readonly
 
         if not self.db:
@@ -209,12 +228,12 @@ class _Grader:
             self._gold_sig[gold_sql] = result_signature(res)
         sql = SqlExecScorer.sql_of(cand)
         if not sql:
-            return False, None
+            return False, None, False
         res = run_sql_readonly(self.db, sql)
         if not res.ok:
-            return False, None
+            return False, None, False
         sig = result_signature(res)
-        return sig == self._gold_sig[gold_sql], sig
+        return sig == self._gold_sig[gold_sql], sig, self._is_degenerate(sql, res.rows)
 
 
 # --- stage ----------------------------------------------------------------------------------------------
@@ -233,8 +252,8 @@ def run_integrity(store: RunStore, gold_path: str, *, round_: int, db: str | Non
     groups: dict[str, list[GradedCandidate]] = defaultdict(list)
     for c in sorted(cands, key=lambda c: c.candidate_id):
         if c.prompt_id in gold:
-            correct, key = grader.grade(c, gold[c.prompt_id])
-            groups[c.prompt_id].append(GradedCandidate(correct, key, by_cand.get(c.candidate_id, {})))
+            correct, key, degenerate = grader.grade(c, gold[c.prompt_id])
+            groups[c.prompt_id].append(GradedCandidate(correct, key, by_cand.get(c.candidate_id, {}), degenerate))
     graded = [groups[pid] for pid in sorted(groups)]
     names = sorted({r["scorer"] for r in scores} - {"combined"}) + ["combined"]
     types = scorer_types or {}
@@ -248,6 +267,8 @@ def run_integrity(store: RunStore, gold_path: str, *, round_: int, db: str | Non
         "groups_total": len({c.prompt_id for c in cands}),
         "candidate_accuracy": _mean([float(c.correct) for g in graded for c in g]),
         "majority_label_accuracy": majority_label_accuracy(graded),
+        "degenerate_candidates": sum(c.degenerate for g in graded for c in g),
+        "degenerate_correct": sum(c.degenerate and c.correct for g in graded for c in g),
         "scorers": metrics,
     }
     rows = [Integrity(round=round_, scorer=name, **{k: m[k] for k in Integrity.METRICS}) for name, m in metrics.items()]

@@ -17,13 +17,14 @@ from typing import Any
 from opentao.errors import TaoError
 from opentao.records import Candidate, Prompt
 from opentao.score.base import FitsBatch, Scorer, import_object
+from opentao.score.certainty import entropy_scorer, self_certainty_scorer
 from opentao.score.combine import NORMALIZATIONS, combine
 from opentao.score.guards import InjectionGuard, LengthPenalty, RelevanceFloor, RepetitionPenalty
 from opentao.score.judge import GroupJudgeScorer, JudgeScorer, LogprobJudgeScorer
 from opentao.score.reward_model import RewardModelScorer
 from opentao.score.rules import CallableScorer, JsonScorer, RegexScorer
 from opentao.score.sql import SqlExecScorer
-from opentao.score.vote import MajorityVoteScorer
+from opentao.score.vote import MajorityVoteScorer, soft_vote
 
 __all__ = ["BUILTIN_SCORERS", "RESERVED_NAMES", "build_scorer", "build_scorers", "own_normalizations",
            "fit_scorers", "score_group_all"]
@@ -42,6 +43,9 @@ BUILTIN_SCORERS: dict[str, Callable[..., Any]] = {
     "repetition_penalty": RepetitionPenalty,
     "relevance": RelevanceFloor,
     "injection_guard": InjectionGuard,
+    "soft_vote": soft_vote,
+    "self_certainty": self_certainty_scorer,
+    "entropy": entropy_scorer,
 }
 RESERVED_NAMES = {"combined"}  # the score stage stores the combined reward under this name
 

@@ -34,6 +34,7 @@ from sqlglot import exp
 
 from opentao.errors import TaoError
 from opentao.records import Candidate, Prompt
+from opentao.score.sql_degenerate import DegenerateChecker
 from opentao.tasks.sql import is_whole_table_by
 
 __all__ = ["SqlResult", "SqlExecScorer", "extract_sql", "result_signature", "run_sql_readonly"]
@@ -345,7 +346,11 @@ def _check_sqlite_file(db: str | Path) -> None:
 
 class SqlExecScorer:
     """Scores 1.0 when the candidate's SQL parses, runs read-only, and returns a non-empty, non-truncated,
-    non-whole-table result; else 0.0. It never abstains.
+    non-whole-table, non-degenerate result; else 0.0. It never abstains.
+
+    Degenerate (:mod:`opentao.score.sql_degenerate`, on unless ``degenerate=False``): a single all-NULL/zero row,
+    or a required string literal that occurs nowhere in its column — an aggregate over an empty match, which
+    answers nothing. :meth:`counters` says how many candidates each rule zeroed.
 
     The SQL is ``candidate.answer`` (already extracted), or ``extract_sql(candidate.response)`` when the
     answer is empty. Identical SQL within a group runs once.
@@ -355,7 +360,7 @@ class SqlExecScorer:
     """
 
     def __init__(self, db: str, timeout_s: float = 2.0, max_rows: int = 1000, name: str = "sql_exec",
-                 star_score: float = 1.0) -> None:
+                 star_score: float = 1.0, degenerate: bool = True) -> None:
         if not isinstance(db, (str, Path)) or not str(db):
             raise TaoError("sql scorer: 'db' must be the path of a SQLite file")
         if timeout_s <= 0 or max_rows < 1:
@@ -366,6 +371,10 @@ class SqlExecScorer:
         self.max_rows = int(max_rows)
         self.name = name
         self.star_score = float(star_score)
+        self.degenerate = bool(degenerate)
+        self._degenerate = DegenerateChecker(
+            self.db, lambda q: run_sql_readonly(self.db, q, timeout_s=max(self.timeout_s, 5.0), max_rows=1))
+        self._degenerate_counts = {"null_zero_row": 0, "absent_literal": 0}
         self._lock = threading.Lock()
         self._cache: dict[str, SqlResult] = {}
         self._counts: dict[str, int | None] = {}
@@ -417,7 +426,18 @@ class SqlExecScorer:
             return res, f"more than {self.max_rows} rows"
         if is_whole_table_by(sql, len(res.rows), self._count_rows):
             return res, "returns a whole table"
+        if self.degenerate:
+            reason = self._degenerate.reason(sql, res.rows)
+            if reason:
+                with self._lock:
+                    self._degenerate_counts["null_zero_row" if "NULL/zero" in reason else "absent_literal"] += 1
+                return res, reason
         return res, ""
+
+    def counters(self) -> dict[str, int]:
+        """How many checked candidates each degenerate rule rejected (since construction)."""
+        with self._lock:
+            return {f"degenerate_{k}": v for k, v in self._degenerate_counts.items()}
 
     @staticmethod
     def sql_of(candidate: Candidate) -> str:

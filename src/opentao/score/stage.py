@@ -18,7 +18,15 @@ from opentao.records import Candidate, Prompt, Score
 from opentao.score.registry import build_scorers, fit_scorers, own_normalizations, score_group_all
 from opentao.store import RunStore
 
-SQL_SCORERS = {"sql_exec", "majority_vote"}
+SQL_SCORERS = {"sql_exec", "majority_vote", "soft_vote"}
+MODEL_SCORERS = {"self_certainty", "entropy"}  # score under the round's policy model
+
+
+def with_round_model(specs: list[dict[str, Any]], model: str | None) -> list[dict[str, Any]]:
+    """Fill the round's policy model (the one that sampled it) into scorer specs that score under a model and
+    name none; without a model they are left as they are (their constructor then says what is missing)."""
+    return [{**spec, "model": model} if spec.get("type") in MODEL_SCORERS and not spec.get("model") and model
+            else dict(spec) for spec in specs]
 
 
 def with_default_db(specs: list[dict[str, Any]], db: str | None) -> list[dict[str, Any]]:
@@ -27,7 +35,7 @@ def with_default_db(specs: list[dict[str, Any]], db: str | None) -> list[dict[st
     for spec in specs:
         spec = dict(spec)
         needs_db = spec.get("type") == "sql_exec" or (
-            spec.get("type") == "majority_vote" and spec.get("mode") == "sql_result"
+            spec.get("type") in ("majority_vote", "soft_vote") and spec.get("mode") == "sql_result"
         )
         if needs_db and not spec.get("db"):
             if not db:
@@ -37,10 +45,12 @@ def with_default_db(specs: list[dict[str, Any]], db: str | None) -> list[dict[st
     return out
 
 
-def run_score(store: RunStore, cfg: ScoreConfig, *, round_: int = 0, db: str | None = None) -> dict:
+def run_score(store: RunStore, cfg: ScoreConfig, *, round_: int = 0, db: str | None = None,
+              model: str | None = None) -> dict:
+    """Score the round's groups; ``model`` is the round's policy, for the scorers of :data:`MODEL_SCORERS`."""
     if not cfg.scorers:
         raise TaoError("no scorers configured: add at least one under score.scorers")
-    specs = with_default_db(cfg.scorers, db)
+    specs = with_round_model(with_default_db(cfg.scorers, db), model)
     scorers = build_scorers(specs)
     own_norm = own_normalizations(specs, scorers)
     prompts = {r["prompt_id"]: Prompt.from_row(r) for r in store.read("prompts", round_)}

@@ -4,14 +4,19 @@ Two ways to key a candidate:
 
 * ``mode="answer"``: :func:`normalize_answer` of ``candidate.answer`` (empty → no key);
 * ``mode="sql_result"``: the :func:`~opentao.score.sql.result_signature` of the candidate's SQL run safely
-  read-only; only *valid* results (ok, non-empty, not truncated, not a whole table) get a key, so broken or
+  read-only; only *valid* results (ok, non-empty, not truncated, not a whole table, not degenerate: see
+  :mod:`opentao.score.sql_degenerate`; ``degenerate=False`` turns that check off) get a key, so broken or
   degenerate queries can never win the vote.
 
 Scoring: 1.0 for a candidate whose key is a plurality key, 0.0 for a different key or no key. **Ties**: every
 key tied for the highest count is a plurality key, so all their candidates get 1.0 (the vote cannot tell them
 apart; other scorers can). With ``graded=True`` the score is instead the share of voters (candidates with a
 key) that share the candidate's key, and 0.0 for candidates without a key. If no key reaches ``min_votes``
-votes there is no consensus and the scorer abstains for the whole group (all None).
+votes there is no consensus and the scorer abstains for the whole group (all None); with
+``require_plurality=True`` it also abstains when the top count is tied (no strict plurality).
+
+:func:`soft_vote` (``type: soft_vote``) is ``graded=True, require_plurality=True``: the candidate's answer's vote
+share (EMPO, Zhang et al. 2025: the share of its semantic cluster), abstaining when no answer leads.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from opentao.errors import TaoError
 from opentao.records import Candidate, Prompt
 from opentao.score.sql import SqlExecScorer, result_signature
 
-__all__ = ["MajorityVoteScorer", "normalize_answer"]
+__all__ = ["MajorityVoteScorer", "normalize_answer", "soft_vote"]
 
 _MODES = ("answer", "sql_result")
 _NUMBER_RE = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:e[+-]?\d+)?")
@@ -69,6 +74,8 @@ class MajorityVoteScorer:
         graded: bool = False,
         timeout_s: float = 2.0,
         max_rows: int = 1000,
+        degenerate: bool = True,
+        require_plurality: bool = False,
     ) -> None:
         if mode not in _MODES:
             raise TaoError(f"majority_vote: unknown mode {mode!r}; use one of {', '.join(_MODES)}")
@@ -78,11 +85,13 @@ class MajorityVoteScorer:
         self.name = name
         self.min_votes = min_votes
         self.graded = bool(graded)
+        self.require_plurality = bool(require_plurality)
         self.executor: SqlExecScorer | None = None
         if mode == "sql_result":
             if not db:
                 raise TaoError("majority_vote: mode 'sql_result' needs 'db' (a SQLite file)")
-            self.executor = SqlExecScorer(db, timeout_s=timeout_s, max_rows=max_rows, name=f"{name}:exec")
+            self.executor = SqlExecScorer(db, timeout_s=timeout_s, max_rows=max_rows, name=f"{name}:exec",
+                                          degenerate=degenerate)
         # mode "answer" ignores db (a config may set one db for every scorer)
 
     def key(self, candidate: Candidate) -> str | None:
@@ -93,6 +102,10 @@ class MajorityVoteScorer:
         result, reason = self.executor.check(self.executor.sql_of(candidate))
         return None if reason else result_signature(result)
 
+    def counters(self) -> dict[str, int]:
+        """The SQL executor's degenerate-result counts (mode ``sql_result``; empty otherwise)."""
+        return self.executor.counters() if self.executor is not None else {}
+
     def score_group(self, prompt: Prompt, candidates: list[Candidate]) -> list[float | None]:
         if self.executor is not None:
             self.executor.reset_cache()
@@ -100,12 +113,22 @@ class MajorityVoteScorer:
         counts = Counter(k for k in keys if k is not None)
         if not counts or max(counts.values()) < self.min_votes:
             return [None] * len(candidates)
+        top = max(counts.values())
+        if self.require_plurality and sum(1 for n in counts.values() if n == top) > 1:
+            return [None] * len(candidates)
         if self.graded:
             voters = sum(counts.values())
             return [counts[k] / voters if k is not None else 0.0 for k in keys]
-        top = max(counts.values())
         winners = {k for k, n in counts.items() if n == top}
         return [1.0 if k in winners else 0.0 for k in keys]
 
     def __repr__(self) -> str:
         return f"MajorityVoteScorer(mode={self.mode!r}, name={self.name!r}, min_votes={self.min_votes})"
+
+
+def soft_vote(mode: str = "answer", db: str | None = None, name: str = "soft_vote", min_votes: int = 2,
+              timeout_s: float = 2.0, max_rows: int = 1000, degenerate: bool = True) -> MajorityVoteScorer:
+    """The soft vote (module doc): each candidate scores its answer's share of the group's votes; abstains for the
+    whole group when no answer has a strict plurality (or fewer than ``min_votes`` votes)."""
+    return MajorityVoteScorer(mode=mode, db=db, name=name, min_votes=min_votes, graded=True, timeout_s=timeout_s,
+                              max_rows=max_rows, degenerate=degenerate, require_plurality=True)

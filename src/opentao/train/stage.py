@@ -9,12 +9,19 @@ from opentao.errors import TaoError
 from opentao.records import Candidate, Prompt, TrainExample
 from opentao.store import RunStore
 from opentao.train.examples import build_examples
+from opentao.train.select import balance_classes, band_prompts
 
 log = logging.getLogger(__name__)
 
 
-def examples_for_round(store: RunStore, cfg: TrainConfig, round_: int) -> list[TrainExample]:
-    """Build (once) and return the round's training examples; the table is the record of what was trained on."""
+def examples_for_round(store: RunStore, cfg: TrainConfig, round_: int,
+                       band: tuple[float, float] | None = None) -> list[TrainExample]:
+    """Build (once) and return the round's training examples; the table is the record of what was trained on.
+
+    ``band`` (``score.band``) keeps only prompts inside the consensus band, and ``cfg.balance_classes`` caps the
+    categorical answers' shares (:mod:`opentao.train.select`); what they dropped goes to
+    ``summary/select-r<N>.json``.
+    """
     key = f"r{round_}"
     if store.has_part("train_examples", key):
         return [TrainExample.from_row(r) for r in store.read("train_examples", round_)]
@@ -27,11 +34,25 @@ def examples_for_round(store: RunStore, cfg: TrainConfig, round_: int) -> list[T
     }
     if not rewards:
         raise TaoError(f"no scores for round {round_} in {store.root}: run 'tao score' first")
+    selection: dict = {}
+    pool = candidates
+    if band is not None:
+        inside = band_prompts(candidates, band[0], band[1])
+        pool = [c for c in candidates if c.prompt_id in inside]
+        selection["band"] = {"band": list(band), "prompts": len({c.prompt_id for c in candidates}),
+                             "inside": len(inside)}
     examples = build_examples(
-        prompts, candidates, rewards, method=cfg.method, threshold=cfg.threshold, min_margin=cfg.min_margin,
-        max_per_prompt=cfg.max_per_prompt, round_=round_,
+        prompts, pool, rewards, method=cfg.method, threshold=cfg.threshold, min_margin=cfg.min_margin,
+        max_per_prompt=cfg.max_per_prompt, round_=round_, scale_rewards=cfg.grpo.scale_rewards,
     )
+    if cfg.balance_classes and cfg.method == "rft":  # dpo pairs and grpo groups are not single answers
+        examples, selection["balance"] = balance_classes(examples, candidates, cfg.class_slack)
+    if selection:
+        store.write_summary(f"select-r{round_}", {**selection, "examples": len(examples)})
     if not examples:
+        if cfg.method == "grpo":
+            raise TaoError("no training examples: every group's rewards are all equal, so no group-relative "
+                           "advantage is non-zero (raise generate.k, or use scorers that separate candidates)")
         raise TaoError("no training examples: every candidate scored below the threshold (lower train.threshold, "
                        "raise generate.k, or check the scorers)")
     store.write_part("train_examples", key, examples, TrainExample.SCHEMA)
@@ -39,7 +60,7 @@ def examples_for_round(store: RunStore, cfg: TrainConfig, round_: int) -> list[T
 
 
 def run_train(store: RunStore, cfg: TrainConfig, base_model: str, *, round_: int = 0, dtype: str = "auto",
-              device: str = "auto") -> dict:
+              device: str = "auto", band: tuple[float, float] | None = None) -> dict:
     out = store.model_dir(round_)
     done = store.read_summary(f"train-r{round_}")
     if (out / "config.json").is_file() and done:
@@ -47,7 +68,7 @@ def run_train(store: RunStore, cfg: TrainConfig, base_model: str, *, round_: int
         return {**done, "skipped": True}
     from opentao.train.trainer import train_model
 
-    examples = examples_for_round(store, cfg, round_)
+    examples = examples_for_round(store, cfg, round_, band=band)
     stats = train_model(base_model, examples, cfg, work_dir=store.root / "train" / f"round-{round_}",
                         out_dir=out, dtype=dtype, device=device)
     stats.update(base_model=base_model, model=str(out), method=cfg.method)

@@ -3,6 +3,9 @@
 - ``rft`` → ``trl.SFTTrainer`` on (plain prompt → chosen response), loss on the completion only.
 - ``dpo`` → ``trl.DPOTrainer`` on (plain prompt, chosen, rejected); with LoRA the reference model is the
   base with the adapter switched off, so no second copy of the weights is held.
+- ``grpo`` → :func:`opentao.train.grpo.train_grpo` (TRL's GRPO loss on the round's stored candidates).
+
+The method comes from ``cfg.method``; the examples' ``kind`` must fit it (:data:`KINDS`).
 
 Simplifications: one LoRA adapter on every linear layer; the base is held in the dtype ``auto`` picks
 (:func:`opentao.models.pick_dtype`: bf16 on a GPU or a CPU with native bf16, else fp32), TRL's autocast follows
@@ -15,8 +18,6 @@ run resumes from the last one.
 from __future__ import annotations
 
 import logging
-import os
-import shutil
 from pathlib import Path
 
 import torch
@@ -25,8 +26,19 @@ from opentao.config import TrainConfig
 from opentao.errors import TaoError
 from opentao.models import count_parameters, load_model
 from opentao.records import TrainExample
+from opentao.train.merge import publish_merged
 
 log = logging.getLogger(__name__)
+
+KINDS = {"rft": {"rft", "sft"}, "dpo": {"dpo"}, "grpo": {"grpo"}}  # method → example kinds it trains on
+
+
+def check_kinds(examples: list[TrainExample], method: str) -> None:
+    """TaoError unless every example was built for ``method`` (e.g. a stored table from another config)."""
+    kinds = {e.kind for e in examples}
+    if not kinds <= KINDS.get(method, set()):
+        raise TaoError(f"train.method is {method!r} but the training examples are of kind {', '.join(sorted(kinds))} "
+                       f"(built for another method): delete the round's train_examples table or set train.method")
 
 
 def _datasets(examples: list[TrainExample], method: str):
@@ -102,6 +114,11 @@ def train_model(
     if not examples:
         raise TaoError("no training examples: every candidate scored below the threshold (lower train.threshold, "
                        "raise generate.k, or check the scorers)")
+    check_kinds(examples, cfg.method)
+    if cfg.method == "grpo":
+        from opentao.train.grpo import train_grpo
+
+        return train_grpo(base_model, examples, cfg, work_dir=work_dir, out_dir=out_dir, dtype=dtype, device=device)
     from peft import LoraConfig
     from trl import DPOConfig, DPOTrainer, SFTConfig, SFTTrainer
 
@@ -136,8 +153,8 @@ def train_model(
         if cfg.lora
         else None
     )
-    dataset = _datasets(examples, "rft" if examples[0].kind == "sft" else "dpo")
-    if examples[0].kind == "sft":
+    dataset = _datasets(examples, cfg.method)
+    if cfg.method == "rft":
         args = SFTConfig(completion_only_loss=True, **common)
         trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tok,
                              peft_config=peft_config)
@@ -152,22 +169,7 @@ def train_model(
     if resume:
         log.info("resuming training from %s", resume)
     result = trainer.train(resume_from_checkpoint=resume)
-    tuned = trainer.model
-    if cfg.lora:
-        tuned = tuned.merge_and_unload()
-    tuned = tuned.to(torch.bfloat16)
-    tuned_params = count_parameters(tuned)
-    if tuned_params != base_params:
-        raise TaoError(f"tuned model has {tuned_params:,} parameters but the base has {base_params:,}")
-    log.info("tuned model: %s parameters, same architecture as the base (%s)", f"{tuned_params:,}",
-             type(tuned).__name__)
-    tmp = out_dir.with_name(out_dir.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tuned.save_pretrained(tmp)
-    tok.padding_side = "left"
-    tok.save_pretrained(tmp)
-    shutil.rmtree(out_dir, ignore_errors=True)
-    os.replace(tmp, out_dir)
+    tuned_params = publish_merged(trainer.model, tok, base_params, out_dir, lora=cfg.lora)
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     return {
         "examples": len(examples),
