@@ -42,8 +42,11 @@ def prompt_table(view) -> Table:
     """One prompt's candidates side by side: every scorer's score, the combined reward, trained on or not."""
     tbl = Table(title=Text(f"prompt {view.prompt_id}, round {view.round}: {len(view.candidates)} candidates"),
                 show_lines=True)
-    for col in ("candidate", "strategy", "T", "tokens", "response", *view.scorers, "combined", "trained"):
-        tbl.add_column(Text(col), overflow="fold")
+    for col in ("#", "strategy", "T", "tokens"):
+        tbl.add_column(Text(col), no_wrap=True)
+    tbl.add_column(Text("response"), overflow="fold", ratio=1, min_width=24)
+    for col in (*view.scorers, "combined", "trained"):
+        tbl.add_column(Text(col), overflow="fold", max_width=14)
     for c in view.candidates:
         tbl.add_row(Text(c.candidate_id.rpartition("#")[2] or c.candidate_id), Text(c.strategy),
                     f"{c.temperature:g}", str(c.num_tokens), Text(c.response),

@@ -37,7 +37,7 @@ def to_svg(fig: Figure) -> str:
     with matplotlib.rc_context(_RC):
         FigureCanvasSVG(fig)
         fig.savefig(buf, format="svg", metadata={"Date": None})
-    text = buf.getvalue()
+    text = re.sub(r"<metadata>.*?</metadata>", "", buf.getvalue(), count=1, flags=re.S)  # RDF boilerplate
     return re.sub(r"^.*?(<svg\b)", r"\1", text, count=1, flags=re.S)
 
 
