@@ -29,6 +29,10 @@ def _num(v: Any) -> str:
     return f"{v:,}" if isinstance(v, int) else str(v)
 
 
+def _rate(v: float) -> str:
+    return f"{v:,.0f}" if v >= 1000 else f"{v:.3g}"
+
+
 def format_eta(seconds: float | None) -> str:
     if seconds is None:
         return "–"
@@ -51,10 +55,10 @@ def format_status(done: int, total: int, elapsed: float, *, unit: str = "", coun
     counts, values = counts or {}, values or {}
     parts = []
     if elapsed > 0 and done:
-        parts.append(f"{done / elapsed:.3g} {unit or 'units'}/s")
+        parts.append(f"{_rate(done / elapsed)} {unit or 'units'}/s")
     for name in rates:
         v = counts.get(name, 0)
-        parts.append(f"{v / elapsed:.3g} {name}/s" if elapsed > 0 else f"– {name}/s")
+        parts.append(f"{_rate(v / elapsed)} {name}/s" if elapsed > 0 else f"– {name}/s")
     parts += [f"{name} {_num(counts.get(name, 0))}" for name in totals]
     parts += [f"{k} {_num(v)}" for k, v in values.items() if v is not None]
     if eta:
@@ -99,7 +103,7 @@ class Advance:
             self.last = now
             unit = f" {self.unit}" if self.unit else ""
             console.print(f"{self.description}: {self.done}/{self.total}{unit}, {self.status()} "
-                          f"({now - self.start:.0f} s)", highlight=False, markup=False)
+                          f"({now - self.start:.0f} s)", highlight=False, markup=False, soft_wrap=True)
 
 
 @contextmanager
