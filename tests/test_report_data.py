@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 
@@ -90,3 +91,13 @@ def test_cost(run):
     assert [(s["stage"], s["wall_s"]) for s in c["stages"]] == [
         ("eval base", 3.0), ("generate", 16.0), ("score", 2.0), ("train", 9.0), ("eval", 4.0)]
     assert c["rounds"] == [{"round": 1, "tokens": 80, "generate_s": 16.0, "tokens_per_s": 5.0}]
+
+
+def test_benchmark_readme_links_only_existing_reports(tmp_path):
+    from opentao.bench.report import report_links
+
+    assert report_links(tmp_path / "reports", "full", base=tmp_path) == []
+    (tmp_path / "reports").mkdir()
+    (tmp_path / "reports" / "full-sql.html").write_text("<html></html>")
+    (lines,) = [ln for ln in report_links(Path("reports"), "full", base=tmp_path) if ln]
+    assert "(reports/full-sql.html)" in lines and "docqa" not in lines

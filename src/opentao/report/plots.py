@@ -73,7 +73,8 @@ def agreement_heatmap(agreement: dict[str, Any]) -> str:
     im = ax.imshow(values, vmin=-1, vmax=1, cmap="RdBu")
     for i, row in enumerate(matrix):
         for j, v in enumerate(row):
-            ax.text(j, i, "–" if v is None else f"{v:.2f}", ha="center", va="center", fontsize=8)
+            ax.text(j, i, "–" if v is None else f"{v:.2f}", ha="center", va="center", fontsize=8,
+                    color="white" if v is not None and abs(v) > 0.6 else "black")
     ax.set_xticks(range(len(names)), [_short(n, 16) for n in names], rotation=30, ha="right")
     ax.set_yticks(range(len(names)), [_short(n, 16) for n in names])
     fig.colorbar(im, ax=ax, shrink=0.8, label="Pearson r")
@@ -134,6 +135,8 @@ def bar_plot(labels: Sequence[str], values: Sequence[float], ylabel: str) -> str
     fig = new_figure(1.6 + 0.7 * max(len(labels), 1), 2.6)
     ax = fig.subplots()
     ax.bar(range(len(labels)), values, color="#4c72b0")
+    if all(v >= 0 for v in values):
+        ax.set_ylim(0, None if any(values) else 1)
     ax.set_xticks(range(len(labels)), [_short(v, 14) for v in labels], rotation=20, ha="right")
     ax.set_ylabel(ylabel)
     return to_svg(fig)
