@@ -57,3 +57,30 @@ def test_train_progress_callback_counts_steps(monkeypatch):
     assert adv.done == 4 and adv.values["loss"] == 1.5 and adv.values["s/step"] == pytest.approx(0, abs=1.0)
     cb.on_train_end(None, State(), None)
     assert cb._advance is None
+
+
+def test_training_keeps_its_log_history_and_shows_our_progress(tmp_path, tiny_model_dir, monkeypatch):
+    """The trainer's log history reaches the stats (→ summary/train-r<N>.json → the report's training curves),
+    and TrainProgress replaced the Trainer's tqdm bar."""
+    from transformers.trainer_callback import ProgressCallback
+
+    from opentao.config import TrainConfig
+    from opentao.records import TrainExample
+    from opentao.train import progress as train_progress
+    from opentao.train.trainer import train_model
+
+    seen = []
+    real = train_progress.attach_progress
+
+    def spy(trainer, description="train"):
+        cb = real(trainer, description)
+        seen.append([type(c) for c in trainer.callback_handler.callbacks])
+        return cb
+
+    monkeypatch.setattr("opentao.train.trainer.attach_progress", spy)
+    examples = [TrainExample(f"p{i}", "sft", [{"role": "user", "content": "Say yes."}], "yes") for i in range(4)]
+    cfg = TrainConfig(method="rft", max_steps=2, batch_size=2, save_steps=10, lora_r=4, lora_alpha=8, max_length=64)
+    stats = train_model(str(tiny_model_dir), examples, cfg, work_dir=tmp_path / "work", out_dir=tmp_path / "model")
+    steps = [h["step"] for h in stats["log_history"] if "loss" in h]
+    assert steps == [1, 2]
+    assert TrainProgress in seen[0] and ProgressCallback not in seen[0]
