@@ -84,3 +84,17 @@ def test_training_keeps_its_log_history_and_shows_our_progress(tmp_path, tiny_mo
     steps = [h["step"] for h in stats["log_history"] if "loss" in h]
     assert steps == [1, 2]
     assert TrainProgress in seen[0] and ProgressCallback not in seen[0]
+
+
+def test_rich_bar_on_a_terminal(monkeypatch):
+    import io
+
+    from rich.console import Console
+
+    buf = io.StringIO()
+    monkeypatch.setattr(progress, "console", Console(file=buf, force_terminal=True, width=200))
+    with progress_bar("score r1", total=2, unit="groups", counts=("abstentions",)) as advance:
+        advance(1, abstentions=2)
+        advance(1, abstentions=1)
+    text = buf.getvalue()
+    assert "score r1" in text and "2/2" in text and "abstentions 3" in text and "groups/s" in text
