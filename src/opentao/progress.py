@@ -7,7 +7,7 @@ far; ``advance.set(**values)`` shows the latest value of anything else (a traini
 built by :func:`format_status`, a pure function, so what a user reads is tested apart from the terminal.
 
 Off a terminal (CI, ``nohup``) a line is printed at most every ``every_s`` seconds and always when the stage
-finishes, e.g. ``generate r1: 16/32 prompts, 0.41 prompts/s, 96 tokens/s, ETA 39 s (39 s)``.
+finishes; generation and eval pass ``every_s=0`` (one line per part / batch), scoring and training keep ~30 s. E.g. ``generate r1: 16/32 prompts, 0.41 prompts/s, 96 tokens/s, ETA 39 s (39 s)``.
 """
 
 from __future__ import annotations

@@ -56,7 +56,7 @@ def run_generate(
         return stats
     generator = make_generator()
     with progress_bar(f"generate r{round_}", total=sum(len(part) for _, part in todo), unit="prompts",
-                      rates=("candidates", "tokens")) as advance:
+                      rates=("candidates", "tokens"), every_s=0) as advance:  # in a log: a line per part
         for idx, part in todo:
             part_seed = seed * 1_000_003 + round_ * 10_007 + idx
             jobs = [(p, s, source_messages(p.messages, s, cfg.system_prompts)) for p in part for s in slots]
