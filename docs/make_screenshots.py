@@ -3,7 +3,7 @@
     PYTHONPATH=src python docs/make_screenshots.py --run RUN [--compare RUN_A RUN_B] [--serve-dir DIR]
         [--prompt ID] [--out docs]
 
-- ``--run``: ``tao report RUN`` → ``OUT/report-<name>.html`` and ``OUT/report-<name>.png``; with ``--prompt``
+- ``--run``: ``tao report RUN`` → ``OUT/report-<name>.png`` (the HTML is written to a temporary folder); with ``--prompt``
   also ``tao inspect RUN --prompt ID`` → ``OUT/inspect-<name>-<ID>.txt``.
 - ``--compare``: ``tao report A B`` → ``OUT/report-compare.png``.
 - ``--serve-dir``: a serve/flywheel directory (e.g. after ``examples/flywheel_demo.sh``, whose server has
@@ -90,13 +90,13 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     if browser.missing():
         sys.exit(f"error: {browser.missing()}")
-    if args.run:
-        name = Path(args.run).name
-        report([args.run], out / f"report-{name}.html", out / f"report-{name}.png")
-        if args.prompt:
-            inspect_prompt(args.run, args.prompt, out / f"inspect-{name}-{args.prompt}.txt")
-    if args.compare:
-        with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.run:
+            name = Path(args.run).name
+            report([args.run], Path(tmp) / f"report-{name}.html", out / f"report-{name}.png")
+            if args.prompt:
+                inspect_prompt(args.run, args.prompt, out / f"inspect-{name}-{args.prompt}.txt")
+        if args.compare:
             report(args.compare, Path(tmp) / "compare.html", out / "report-compare.png")
     if args.serve_dir:
         dashboard(args.serve_dir, out / "dashboard.png")
