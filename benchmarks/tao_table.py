@@ -435,6 +435,23 @@ def diagnose(mode: str) -> Path:
     return out_path
 
 
+def write_reports(mode: str) -> list[Path]:
+    """``tao report`` of each task's run directories in ``benchmarks/runs/<mode>/<task>/`` (its sample pools, one
+    column each, and its evals) → ``benchmarks/reports/<mode>-<task>.html``, linked from the rendered README.
+    Tasks with no run directory here (``runs/`` is not committed) get no report."""
+    from opentao.report.page import write_report
+
+    written = []
+    for task in TASKS:
+        dirs = sorted(d for d in (WORK / mode / task).glob("*") if (d / "tables").is_dir())
+        if dirs:
+            out = HERE / "reports" / f"{mode}-{task}.html"
+            out.parent.mkdir(exist_ok=True)
+            write_report(dirs, out)
+            written.append(out)
+    return written
+
+
 def render(modes: list[str]) -> None:
     parts = [README_HEAD]
     for mode in modes:
@@ -501,6 +518,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="only refresh results/diagnostics-<mode>.json from the cached eval answers, then render")
     ap.add_argument("--tried", action="store_true",
                     help="run the arms tried for the missed targets (TRIED; full sizes) instead of the plan")
+    ap.add_argument("--reports", action="store_true",
+                    help="write reports/<mode>-<task>.html (tao report) from the run directories in runs/, then render")
     ap.add_argument("--hours", type=float, default=None, help="start no new arm after this many hours")
     ap.add_argument("--threads", type=int, default=None,
                     help="torch CPU threads (1 avoids thread thrashing when other jobs share the cores)")
@@ -517,7 +536,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick and args.tried:
         ap.error("--tried runs at full sizes; drop --quick")
     mode = "quick" if args.quick else "full"
-    if not args.render and not args.diagnose:
+    if args.reports:
+        print("\n".join(map(str, write_reports("quick" if args.quick else "full"))) or "no run directories in runs/")
+    if not args.render and not args.diagnose and not args.reports:
         bench = Bench(mode)
         specs = [s for s in (tried_plan() if args.tried else plan(mode)) if not args.only or s.name in args.only]
         deadline = time.time() + 3600 * args.hours if args.hours else None

@@ -252,3 +252,6 @@ def main() -> None:
 
 
 from opentao import cli_serve as _cli_serve  # noqa: E402,F401  (registers serve, keys, flywheel, rollback)
+from opentao import cli_inspect as _cli_inspect  # noqa: E402  (no cycle: it does not import this module)
+
+_cli_inspect.register(app, out)

@@ -110,6 +110,17 @@ def _mark(met: bool | None) -> str:
     return {True: "met", False: "**not met**", None: "n/a (not measured or undefined)"}[met]
 
 
+def report_links(reports_dir: Path, mode: str, base: Path | None = None) -> list[str]:
+    """Markdown links to the ``tao report`` pages of this mode's arms (``reports/<mode>-<task>.html``, written by
+    ``tao_table.py --reports`` from the arms' run directories), for the tasks that have one; none otherwise."""
+    here = base or Path(__file__).resolve().parents[3] / "benchmarks"
+    found = [(t, reports_dir / f"{mode}-{t}.html") for t in TASKS if (here / reports_dir / f"{mode}-{t}.html").is_file()]
+    if not found:
+        return []
+    return ["", "Reports (`tao report` of each task's sample pools and evals): " + ", ".join(
+        f"[{TASK_TITLES[t]}]({p.as_posix()})" for t, p in found)]
+
+
 def render_mode(results: dict[str, dict], mode: str, plot_prefix: str) -> str:
     lines = [f"## {mode} run", ""]
     done = [d for d in results.values()]
@@ -175,6 +186,7 @@ def render_mode(results: dict[str, dict], mode: str, plot_prefix: str) -> str:
     lines.append("|---|---|---|---|")
     for t in targets(results):
         lines.append(f"| {t['target']} | {t['task']} | {_mark(t['met'])} | {t['detail']} |")
+    lines += report_links(Path(plot_prefix).parent.parent / "reports", mode)
     lines += ["", f"![arms per task]({plot_prefix}-arms.png)", "",
               f"![compute scaling]({plot_prefix}-scaling.png)", ""]
     return "\n".join(lines)

@@ -90,10 +90,11 @@ def evaluate_task(
     requests = [GenRequest(r["messages"], 0.0, max_new_tokens, stop=tuple(stop)) for r in rows]
     outputs = []
     t0 = time.perf_counter()
-    with progress_bar(f"eval {label}", total=len(rows)) as advance:
+    with progress_bar(f"eval {label}", total=len(rows), unit="answers", rates=("tokens",),
+                      every_s=0) as advance:
         for start in range(0, len(requests), batch_size):
             outputs.extend(gen.generate(requests[start : start + batch_size]))
-            advance(len(outputs) - start)
+            advance(len(outputs) - start, tokens=sum(o.num_tokens for o in outputs[start:]))
     seconds = time.perf_counter() - t0
     results = []
     for r, out in zip(rows, outputs):

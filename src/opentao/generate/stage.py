@@ -55,7 +55,8 @@ def run_generate(
         log.info("generate: all %d parts already done", len(parts))
         return stats
     generator = make_generator()
-    with progress_bar(f"generate r{round_}", total=len(todo) * cfg.prompts_per_part) as advance:
+    with progress_bar(f"generate r{round_}", total=sum(len(part) for _, part in todo), unit="prompts",
+                      rates=("candidates", "tokens"), every_s=0) as advance:  # in a log: a line per part
         for idx, part in todo:
             part_seed = seed * 1_000_003 + round_ * 10_007 + idx
             jobs = [(p, s, source_messages(p.messages, s, cfg.system_prompts)) for p in part for s in slots]
@@ -80,5 +81,5 @@ def run_generate(
                     )
                 )
             stats["candidates"] += store.write_part("candidates", f"r{round_}-{idx:05d}", cands, Candidate.SCHEMA)
-            advance(len(part))
+            advance(len(part), candidates=len(cands), tokens=sum(c.num_tokens for c in cands))
     return stats

@@ -66,19 +66,22 @@ def run_score(store: RunStore, cfg: ScoreConfig, *, round_: int = 0, db: str | N
     parts = chunks(order, cfg.prompts_per_part)
     todo = [(i, p) for i, p in enumerate(parts) if not store.has_part("scores", f"r{round_}-{i:05d}")]
     stats: dict[str, Any] = {"groups": len(order), "parts_skipped": len(parts) - len(todo), "abstained": Counter()}
-    with progress_bar(f"score r{round_}", total=sum(len(p) for _, p in todo)) as advance:
+    with progress_bar(f"score r{round_}", total=sum(len(p) for _, p in todo), unit="groups",
+                      counts=("abstentions",)) as advance:
         for idx, part in todo:
             rows: list[Score] = []
             for pid in part:
                 cands = groups[pid]
                 per_scorer, combined = score_group_all(scorers, prompts[pid], cands, normalize=cfg.normalize,
                                                      per_scorer_normalize=own_norm)
+                abstained = 0
                 for name, values in [*per_scorer.items(), ("combined", combined)]:
                     for cand, value in zip(cands, values):
                         if value is None:
                             stats["abstained"][name] += 1
+                            abstained += name != "combined"
                         rows.append(Score(pid, cand.candidate_id, name, value, round_))
-                advance(1)
+                advance(1, abstentions=abstained)
             store.write_part("scores", f"r{round_}-{idx:05d}", rows, Score.SCHEMA)
     stats["abstained"] = dict(stats["abstained"])
     stats["scorer_counters"] = scorer_counters(scorers)

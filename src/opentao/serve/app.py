@@ -45,7 +45,12 @@ from pydantic import ValidationError
 
 from opentao.errors import TaoError
 from opentao.generate.hf import Generator, GenOutput, GenRequest, TokenLogprob
+<<<<<<< HEAD
 from opentao.serve.batcher import Batcher, ContextTooLong, JobResult, Overloaded, ShuttingDown
+=======
+from opentao.serve.batcher import Batcher, ContextTooLong, JobResult, Overloaded
+from opentao.serve.dashboard import add_dashboard
+>>>>>>> wip-15
 from opentao.serve.host import ModelHost, Served, load_served, read_pointer, write_pointer
 from opentao.serve.keys import KEYS_FILE, KeyRing
 from opentao.serve.log import InferenceLog
@@ -499,6 +504,7 @@ def create_app(model: str | Generator | ModelHost | None = None, *, serve_dir: s
     async def metrics() -> PlainTextResponse:
         return PlainTextResponse(gw.metrics.render(), media_type="text/plain; version=0.0.4")
 
+    add_dashboard(app, gw, root)  # GET /dashboard: read-only HTML, same API key
     _add_schemas_to_openapi(app, s)
     return app
 

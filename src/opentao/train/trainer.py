@@ -27,6 +27,7 @@ from opentao.errors import TaoError
 from opentao.models import count_parameters, load_model
 from opentao.records import TrainExample
 from opentao.train.merge import publish_merged
+from opentao.train.progress import attach_progress
 
 log = logging.getLogger(__name__)
 
@@ -165,6 +166,7 @@ def train_model(
     for p in trainer.model.parameters():  # trainable LoRA weights in fp32; the frozen base keeps its dtype
         if p.requires_grad and p.dtype != torch.float32:
             p.data = p.data.float()
+    attach_progress(trainer, f"train {out_dir.name}")
     resume = _last_checkpoint(work_dir)
     if resume:
         log.info("resuming training from %s", resume)
@@ -180,4 +182,5 @@ def train_model(
         "parameters": tuned_params,
         "base_parameters": base_params,
         "resumed_from": resume,
+        "log_history": trainer.state.log_history,  # every logged step: the report's training curves
     }
