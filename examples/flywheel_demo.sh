@@ -22,6 +22,7 @@ fi
 TAO=("$PY" -c "from opentao.cli import main; main()")
 quiet() { grep -v -E "it/s\]|examples/s\]|Warning|warnings.warn|^\{'" || true; }  # trainer chatter
 WORK=${WORK:-$(mktemp -d /tmp/flywheel-demo.XXXXXX)}
+mkdir -p "$WORK"
 DIR=$WORK/flywheel
 PORT=${PORT:-8765}
 URL=http://127.0.0.1:$PORT
