@@ -4,19 +4,33 @@
 #   → the decisions, the served version, the inference table by model version → tao rollback.
 # Model: a tiny random Llama (MODEL=bundled or a model folder to use a real one; then edit the reward).
 # Usage: examples/flywheel_demo.sh            (env: PYTHON, PORT, WORK, MODEL)
+# Python: $PYTHON if set, else the project's .venv (built by `make test`), else a python3 on PATH that has opentao.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PY=${PYTHON:-python}
+if [ -n "${PYTHON:-}" ]; then
+  PY=$PYTHON
+elif [ -x .venv/bin/python ]; then
+  PY=$PWD/.venv/bin/python
+else
+  PY=$(command -v python3 || command -v python || true)
+fi
+if [ -z "$PY" ] || ! "$PY" -c "import opentao, fastapi, httpx" 2>/dev/null; then
+  echo "error: no Python with opentao and httpx (tried ${PY:-nothing}): run 'make test' to build .venv," \
+       "or set PYTHON=/path/to/python" >&2
+  exit 2
+fi
 TAO=("$PY" -c "from opentao.cli import main; main()")
 quiet() { grep -v -E "it/s\]|examples/s\]|Warning|warnings.warn|^\{'" || true; }  # trainer chatter
 WORK=${WORK:-$(mktemp -d /tmp/flywheel-demo.XXXXXX)}
+mkdir -p "$WORK"
 DIR=$WORK/flywheel
 PORT=${PORT:-8765}
 URL=http://127.0.0.1:$PORT
 MODEL=${MODEL:-}
 if [ -z "$MODEL" ]; then
   MODEL=$WORK/tiny-llama
-  "$PY" -c "from opentao.serve.testing import tiny_random_llama as t; t('$MODEL', init_scale=0.2)" 2>/dev/null
+  "$PY" -c "from opentao.serve.testing import tiny_random_llama as t; t('$MODEL', init_scale=0.2)" \
+    >"$WORK/model.log" 2>&1 || { cat "$WORK/model.log" >&2; exit 1; }
 fi
 say() { printf '\n== %s\n' "$*"; }
 version() { "$PY" -c "import httpx; print(httpx.get('$URL/health').json()['model_version'])"; }

@@ -103,8 +103,8 @@ def test_gate_rejects_a_worse_model_promotes_a_better_one_and_rollback_restores(
 class _Fixed:
     name = "fixed"
 
-    def __init__(self, current, candidate):
-        self.scores = GateScores(current, candidate, 10)
+    def __init__(self, current, candidate):  # ten examples, each scored like the mean (the margin decides)
+        self.scores = GateScores(current, candidate, 10, per_example=[(current, candidate)] * 10)
 
     def compare(self, current, candidate):
         return self.scores

@@ -147,8 +147,10 @@ def eval_(
     from opentao.evaluate.base import evaluate_task
     from opentao.evaluate.registry import TASKS, get_evaluator
     from opentao.pipeline import fmt_acc, prepare_task
-    from opentao.store import RunStore
+    from opentao.store import RunStore, ensure_run_dir
 
+    if run_dir:
+        ensure_run_dir(run_dir, create=False)  # created when the first result is written
     if task not in TASKS:
         raise TaoError(f"unknown task {task!r}: available: {', '.join(TASKS)}")
     if data is None or (task == "sql" and db is None):
@@ -179,7 +181,9 @@ def quickstart(run_dir: RunDirOpt = None, set_: SetOpt = None) -> None:
     """One TAO round on text-to-SQL over the real Chinook database with the bundled model (~12 min on 2 cores)."""
     from opentao.paths import cache_dir
     from opentao.pipeline import fmt_acc, prepare_sql_task, quickstart_config, run_rounds
+    from opentao.store import ensure_run_dir
 
+    ensure_run_dir(run_dir or "runs/quickstart", create=False)  # before the download, not after it
     t0 = time.perf_counter()
     task_dir = cache_dir() / "tasks" / "chinook-sql"
     out.print(f"[bold]opentao quickstart[/]: preparing the Chinook text-to-SQL task in {task_dir}")

@@ -89,6 +89,16 @@ def _messages_of(row: dict[str, Any], where: str) -> list[Message]:
     raise TaoError(f"{where}: no 'prompt' or 'messages' column (found: {', '.join(sorted(row)) or 'none'})")
 
 
+def checked_messages(row: dict[str, Any], where: str, max_chars: int = MAX_PROMPT_CHARS) -> list[Message]:
+    """The row's conversation (``messages`` or ``prompt``), validated, at most ``max_chars`` characters of
+    content in all; TaoError naming ``where`` otherwise."""
+    messages = _messages_of(row, where)
+    size = sum(len(m["content"]) for m in messages)
+    if size > max_chars:
+        raise TaoError(f"{where}: prompt has {size:,} characters, over the limit of {max_chars:,}")
+    return messages
+
+
 def prompt_id_of(messages: list[Message]) -> str:
     return hashlib.sha256(json.dumps(messages, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -101,10 +111,7 @@ def load_prompts(path: str | Path, *, round_: int = 0, max_chars: int = MAX_PROM
     seen: set[str] = set()
     for i, row in enumerate(rows, 1):
         where = f"{path}: row {i}"
-        messages = _messages_of(row, where)
-        size = sum(len(m["content"]) for m in messages)
-        if size > max_chars:
-            raise TaoError(f"{where}: prompt has {size:,} characters, over the limit of {max_chars:,}")
+        messages = checked_messages(row, where, max_chars)
         pid = row.get("prompt_id") or row.get("id")
         pid = str(pid) if pid not in (None, "") else prompt_id_of(messages)
         if pid in seen:

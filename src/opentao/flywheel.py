@@ -12,8 +12,10 @@ One ``tao flywheel`` invocation is one round (cron-able; ``--every 6h`` loops):
    exported file and whose ``model`` is the currently served model) in ``rounds/round-N/run``.
 3. **Gate.** ``opentao.evaluate.gate`` scores current vs candidate on one scale: a labeled dev set if given,
    else a pairwise judge (or the round's own label-free scorers, ``gate.kind: reward``) on the held-out
-   prompts. Promote only if ``candidate - current >= margin``.
-4. **Decide.** A row in the ``decisions`` table (both scores, margin, versions, promoted yes/no, reason);
+   prompts. Promote only if ``candidate - current >= margin`` *and* a one-sided paired sign test over the
+   per-example scores puts the candidate ahead at ``gate.confidence`` (default 0.95: p <= 0.05).
+4. **Decide.** A row in the ``decisions`` table (both scores, margin, the confidence level and the test's
+   p-value, its wins/losses/ties in ``details.significance``, versions, promoted yes/no, reason);
    a promotion rewrites ``current.json``, which the running server picks up without dropping requests.
 
 ``tao rollback`` pops the pointer history (and records a decision row). State is ``flywheel.json`` (the
@@ -52,7 +54,7 @@ DECISION_SCHEMA = pa.schema([
     ("current_version", pa.string()), ("candidate_version", pa.string()), ("served_after", pa.string()),
     ("current_score", pa.float64()), ("candidate_score", pa.float64()), ("margin", pa.float64()),
     ("evaluator", pa.string()), ("n_eval", pa.int64()), ("n_prompts", pa.int64()), ("reason", pa.string()),
-    ("details", pa.string()),
+    ("details", pa.string()), ("confidence", pa.float64()), ("p_value", pa.float64()),
 ])
 
 
@@ -69,6 +71,8 @@ class GateConfig(_Strict):
     max_examples: int | None = Field(None, ge=1)
     max_new_tokens: int = Field(128, ge=1)
     stop: list[str] = Field(default_factory=list)
+    confidence: float = Field(0.95, ge=0, lt=1, description="promote only if a one-sided paired sign test "
+                              "says the candidate is better at this level (0: no test, margin only)")
 
 
 class FlywheelConfig(_Strict):
@@ -197,17 +201,41 @@ def read_decisions(root: str | Path) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda r: r["time"])
 
 
+def confidence_test(scores, confidence: float) -> dict[str, Any]:
+    """The gate's paired sign test (:func:`opentao.evaluate.significance.sign_test`) at ``confidence``:
+    passed when its one-sided p-value is at most ``1 - confidence``; ``confidence`` 0 turns the test off.
+    Scores without per-example pairs cannot pass (unless the test is off)."""
+    from opentao.evaluate.significance import sign_test
+
+    if not confidence:
+        return {"passed": True, "confidence": 0.0, "summary": "significance test off"}
+    if not scores.per_example:
+        return {"passed": False, "confidence": confidence, "p_value": None,
+                "summary": f"the {confidence:g} confidence test needs per-example scores; this evaluator has none"}
+    t = sign_test([a for a, _ in scores.per_example], [b for _, b in scores.per_example])
+    passed = t["p_value"] <= 1.0 - confidence
+    return {**t, "passed": passed, "confidence": confidence, "test": "sign",
+            "summary": (f"sign test {t['wins']} wins, {t['losses']} losses, {t['ties']} ties: one-sided "
+                        f"p={t['p_value']:.3g} {'<=' if passed else '>'} {1 - confidence:.3g}")}
+
+
 def gate(root: Path, *, candidate: str, candidate_version: str, evaluator, margin: float, round_: int,
-         n_prompts: int = 0, extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Compare candidate vs the served model; promote (rewrite the pointer) only if it wins by ``margin``."""
+         n_prompts: int = 0, extra: dict[str, Any] | None = None, confidence: float = 0.95) -> dict[str, Any]:
+    """Compare candidate vs the served model; promote (rewrite the pointer) only if it wins by ``margin`` and
+    the paired sign test says it is better at ``confidence`` (:func:`confidence_test`)."""
     cur = read_pointer(root)
     if cur is None:
         raise TaoError(f"no served model in {root}: start 'tao serve --dir {root}' once first")
     scores = evaluator.compare(cur["path"], candidate)
     delta = scores.candidate - scores.current
-    promoted = delta >= margin and delta > 0
-    reason = (f"candidate wins by {delta:+.3f} (margin {margin})" if promoted
-              else f"candidate {delta:+.3f} vs current, below the margin {margin}")
+    test = confidence_test(scores, confidence)
+    promoted = delta >= margin and delta > 0 and test["passed"]
+    if promoted:
+        reason = f"candidate wins by {delta:+.3f} (margin {margin}; {test['summary']})"
+    elif delta >= margin and delta > 0:
+        reason = f"candidate {delta:+.3f} vs current, not significant: {test['summary']}"
+    else:
+        reason = f"candidate {delta:+.3f} vs current, below the margin {margin}"
     if promoted:
         write_pointer(root, candidate_version, candidate, f"round {round_}: {reason}")
     decision = {"kind": "round", "round": round_, "time": time.time(), "promoted": promoted,
@@ -215,7 +243,9 @@ def gate(root: Path, *, candidate: str, candidate_version: str, evaluator, margi
                 "served_after": candidate_version if promoted else cur["version"],
                 "current_score": scores.current, "candidate_score": scores.candidate, "margin": margin,
                 "evaluator": evaluator.name, "n_eval": scores.n, "n_prompts": n_prompts, "reason": reason,
-                "details": {**scores.details, **(extra or {})}}
+                "confidence": confidence, "p_value": test.get("p_value"),
+                "details": {**scores.details, **(extra or {}),
+                            "significance": {k: v for k, v in test.items() if k != "summary"}}}
     record_decision(root, f"round-{round_:05d}", decision)
     return decision
 
@@ -296,6 +326,7 @@ def run_round(cfg: FlywheelConfig, *, report=print) -> dict[str, Any]:
                                     dtype=run_cfg.dtype, device=run_cfg.device)
         decision = gate(root, candidate=candidate, candidate_version=candidate_version, evaluator=evaluator,
                         margin=cfg.margin, round_=round_, n_prompts=export["stats"]["train"],
+                        confidence=cfg.gate.confidence,
                         extra={"export": export["stats"]})
     write_state(root, {"last_seq": export["cutoff_seq"], "rounds": round_})
     report(format_decision(decision))
@@ -310,4 +341,11 @@ def format_decision(d: dict[str, Any]) -> str:
     verdict = "PROMOTED" if d["promoted"] else "not promoted"
     return (f"round {d['round']}: {d.get('evaluator')} gate: current {d['current_version']} "
             f"{d['current_score']:.3f} vs candidate {d['candidate_version']} {d['candidate_score']:.3f} "
-            f"(n={d.get('n_eval')}, margin {d['margin']}) → {verdict}; serving {d['served_after']}")
+            f"(n={d.get('n_eval')}, margin {d['margin']}{_significance(d)}) → {verdict}; "
+            f"serving {d['served_after']}")
+
+
+def _significance(d: dict[str, Any]) -> str:
+    if d.get("p_value") is None:
+        return ""
+    return f", p={d['p_value']:.3g} at confidence {d.get('confidence')}"

@@ -15,7 +15,7 @@ from opentao.config import RunConfig, dump_config
 from opentao.data import load_prompts
 from opentao.errors import TaoError
 from opentao.records import Prompt
-from opentao.store import RunStore, atomic_write_text
+from opentao.store import RunStore, atomic_write_text, ensure_run_dir
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +48,7 @@ def validate(cfg: RunConfig, stages: tuple[str, ...]) -> None:
 
 def open_run(cfg: RunConfig, stages: tuple[str, ...] = ()) -> RunStore:
     validate(cfg, stages)
-    store = RunStore(cfg.run_dir)
-    store.root.mkdir(parents=True, exist_ok=True)
+    store = RunStore(ensure_run_dir(cfg.run_dir))
     atomic_write_text(store.root / "config.yaml", dump_config(cfg))
     return store
 

@@ -26,6 +26,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from opentao.errors import TaoError
 from opentao.records import Row
 
 TABLES = ("prompts", "candidates", "scores", "train_examples", "eval_results", "integrity")
@@ -69,6 +70,28 @@ def atomic_write_text(path: Path, text: str) -> None:
 def write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> None:
     """One JSON object per line, written atomically."""
     atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+
+
+def ensure_run_dir(path: str | Path, what: str = "run directory", *, create: bool = True) -> Path:
+    """Prove ``path`` usable as a writable directory (a probe file made and removed), creating it when
+    ``create`` (else the probe goes to its nearest existing ancestor and nothing is left behind); TaoError
+    otherwise — a file in its place or above it, a read-only directory or file system, no permission."""
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise TaoError(f"{what} {p} is a file, not a directory")
+    for parent in p.parents:
+        if parent.exists() and not parent.is_dir():
+            raise TaoError(f"{what} {p}: {parent} is a file, not a directory")
+    target = p if create or p.is_dir() else next((a for a in p.absolute().parents if a.is_dir()), Path("/"))
+    try:
+        if create:
+            p.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".write-probe.", dir=target)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise TaoError(f"{what} {p} is not writable: {exc.strerror or exc}") from None
+    return p
 
 
 class RunStore:

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-from opentao.data import read_table_rows
+from opentao.data import checked_messages, read_table_rows
 from opentao.errors import TaoError
 from opentao.records import EvalResult
 from opentao.store import RunStore
@@ -54,6 +54,7 @@ def load_eval_rows(path: str | Path, gold_fields: tuple[str, ...], task: str,
         if missing:
             raise TaoError(f"{path}: row {i}: a {task} eval row needs {', '.join(map(repr, need))} "
                            f"(missing {', '.join(map(repr, missing))})")
+        r["messages"] = checked_messages({"messages": r["messages"]}, f"{path}: row {i}")
     return rows[:max_examples] if max_examples else rows
 
 

@@ -35,7 +35,8 @@ from opentao.generate.hf import GenOutput, GenRequest
 from opentao.records import Message
 from opentao.score.base import import_object
 
-__all__ = ["LocalBackend", "make_backend", "nonce", "parse_group_scores", "parse_score", "quote", "render_task"]
+__all__ = ["LocalBackend", "defuse_special_tokens", "make_backend", "nonce", "parse_group_scores", "parse_score",
+           "quote", "render_task", "special_tokens_of"]
 
 _NUM = r"[-+]?\d+(?:\.\d+)?"
 _SCORE_KEYS = ("score", "rating", "grade", "points", "value")
@@ -75,6 +76,10 @@ class LocalBackend:
 
     def counters(self) -> dict[str, int]:
         return {"requests": self.requests, "completion_tokens": self.completion_tokens}
+
+    def special_tokens(self) -> list[str]:
+        """The special tokens of this model's tokenizer: content quoted for it must not contain them."""
+        return special_tokens_of(self._generator().tok)
 
 
 _OPENAI_OPTIONS = ("base_url", "model", "api_key_env", "concurrency", "timeout_s", "max_retries", "backoff_s",
@@ -131,10 +136,39 @@ def nonce(*parts: str) -> str:
 _TAG_LIKE = re.compile(r"<\s*(/?)\s*(answer|task|candidate)", re.IGNORECASE)
 
 
-def quote(text: str, tag: str, max_chars: int, attrs: str = "") -> str:
-    """``text`` between ``<tag attrs>`` and ``</tag>`` with tag-like sequences inside defused and long text cut."""
+_SPECIAL_LIKE = re.compile(r"<\|[^<>|\s]{0,64}\|>|</?s>|\[/?INST\]|<</?SYS>>")
+
+
+def _defused(token: str) -> str:
+    return "‹" + token[1:] if token.startswith("<") else token[:1] + "\u2060" + token[1:]
+
+
+def special_tokens_of(tokenizer: Any) -> list[str]:
+    """Every special token string of an HF tokenizer (``all_special_tokens`` and added special tokens)."""
+    found = set(getattr(tokenizer, "all_special_tokens", None) or [])
+    for added in (getattr(tokenizer, "added_tokens_decoder", None) or {}).values():
+        if getattr(added, "special", False):
+            found.add(str(added.content))
+    return sorted((t for t in found if t), key=len, reverse=True)
+
+
+def defuse_special_tokens(text: str, special: tuple[str, ...] | list[str] = ()) -> str:
+    """``text`` with control-token look-alikes broken so a chat template's tokenizer reads them as plain text.
+
+    Each of ``special`` (a tokenizer's own special tokens, :func:`special_tokens_of`) and every generic form
+    (``<|...|>``, ``<s>``, ``</s>``, ``[INST]``, ``<<SYS>>``) has its first character changed (``<`` → ``‹``,
+    else a word joiner inserted after it): content can no longer close a turn or open a system turn."""
+    for token in special:
+        if token in text:
+            text = text.replace(token, _defused(token))
+    return _SPECIAL_LIKE.sub(lambda m: _defused(m.group(0)), text)
+
+
+def quote(text: str, tag: str, max_chars: int, attrs: str = "", special: tuple[str, ...] | list[str] = ()) -> str:
+    """``text`` between ``<tag attrs>`` and ``</tag>`` with tag-like sequences and special tokens
+    (:func:`defuse_special_tokens`) inside defused and long text cut."""
     body = text if len(text) <= max_chars else text[:max_chars] + f"\n[... {len(text) - max_chars} characters cut]"
-    body = _TAG_LIKE.sub(lambda m: f"‹{m.group(1)}{m.group(2)}", body)
+    body = _TAG_LIKE.sub(lambda m: f"‹{m.group(1)}{m.group(2)}", defuse_special_tokens(body, special))
     open_tag = f"<{tag}{(' ' + attrs) if attrs else ''}>"
     return f"{open_tag}\n{body}\n</{tag}>"
 

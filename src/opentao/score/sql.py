@@ -5,14 +5,18 @@ Model-written SQL is **untrusted input**. :func:`run_sql_readonly` layers severa
 1. sqlglot (dialect ``sqlite``) must parse the text as exactly one statement that is a query
    (``SELECT``, ``WITH … SELECT``, or a ``UNION``/``INTERSECT``/``EXCEPT`` of selects), and the tree must
    contain no write/DDL/PRAGMA/ATTACH node;
-2. the database is opened read-only (``file:…?mode=ro`` URI) on a fresh connection per call, in autocommit
-   mode, with ``PRAGMA query_only=ON`` and ``PRAGMA trusted_schema=OFF`` set by us;
-3. SQLite limits: no attached databases, bounded string/blob and SQL text length;
-4. an authorizer that allows only ``SQLITE_READ``, ``SQLITE_SELECT``, ``SQLITE_FUNCTION`` and
+2. the query runs in a separate worker process (:mod:`opentao.score.sql_sandbox`) under CPU-time,
+   address-space and file-size rlimits, killed when it has not answered ``timeout_s`` + 0.5 s after it was sent;
+3. there, the database is opened read-only (``file:…?mode=ro`` URI; ``immutable=1`` for a WAL file with no live
+   writer, so no ``-wal``/``-shm`` appear) on a fresh connection per call, in autocommit mode, with
+   ``PRAGMA query_only=ON`` and ``PRAGMA trusted_schema=OFF`` set by us;
+4. SQLite limits: no attached databases, bounded string/blob and SQL text length, temp storage in memory;
+5. an authorizer that allows only ``SQLITE_READ``, ``SQLITE_SELECT``, ``SQLITE_FUNCTION`` and
    ``SQLITE_RECURSIVE`` (needed by ``WITH RECURSIVE``; it reads only), and denies dangerous functions
    (``load_extension``, ``readfile``, ``writefile``, …) and file-system virtual tables;
-5. a progress handler that interrupts the query after ``timeout_s`` of wall time (fetching included);
-6. at most ``max_rows + 1`` rows are fetched (``truncated`` tells whether there were more).
+6. a progress handler that interrupts the query after ``timeout_s`` of wall time (fetching included);
+7. at most ``max_rows + 1`` rows and ``max_result_bytes`` of values are fetched (``truncated`` tells whether
+   there were more rows; too many bytes is an error).
 
 Bad SQL never raises: the result has ``ok=False`` and a short ``error``.
 """
@@ -22,9 +26,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-import sqlite3
 import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +37,8 @@ from sqlglot import exp
 from opentao.errors import TaoError
 from opentao.records import Candidate, Prompt
 from opentao.score.sql_degenerate import DegenerateChecker
+from opentao.score import sql_sandbox
+from opentao.score.sql_sandbox import MAX_MEMORY_BYTES, MAX_RESULT_BYTES, MAX_SQL_CHARS
 from opentao.tasks.sql import is_whole_table_by
 
 __all__ = ["SqlResult", "SqlExecScorer", "extract_sql", "result_signature", "run_sql_readonly"]
@@ -175,22 +179,7 @@ _FORBIDDEN_NODES: tuple[type[exp.Expression], ...] = tuple(
     if isinstance(t, type)
 )
 
-_ALLOWED_ACTIONS = {
-    sqlite3.SQLITE_READ,
-    sqlite3.SQLITE_SELECT,
-    sqlite3.SQLITE_FUNCTION,
-    getattr(sqlite3, "SQLITE_RECURSIVE", 33),
-}
-_DENIED_FUNCTIONS = {
-    "load_extension", "readfile", "writefile", "edit", "fts3_tokenizer", "fts5", "zipfile", "zipfile_cds",
-    "sqlar_compress", "sqlar_uncompress", "lsmode", "fsdir", "sqlite_dbpage", "sqlite_dbdata",
-    "sqlite_dbptr", "shell_add_schema", "shell_module_schema", "shell_escape_crnl", "shell_idquote",
-    "shell_putsnl", "eval", "sha3_query", "sqlite_drop_column", "sqlite_rename_column",
-    "sqlite_rename_table", "sqlite_rename_test", "sqlite_rename_quotefix",
-}
-_DENIED_TABLES = {"fsdir", "zipfile", "sqlite_dbpage", "sqlite_dbdata", "sqlite_dbptr", "sqlar"}
-_MAX_VALUE_BYTES = 10_000_000
-_MAX_SQL_CHARS = 100_000
+_MAX_SQL_CHARS = MAX_SQL_CHARS
 
 
 def _is_query(tree: exp.Expression) -> bool:
@@ -218,66 +207,21 @@ def _check_query(sql: str) -> str:
     return ""
 
 
-def _authorizer(action: int, arg1: str | None, arg2: str | None, _db: str | None, _src: str | None) -> int:
-    if action not in _ALLOWED_ACTIONS:
-        return sqlite3.SQLITE_DENY
-    if action == sqlite3.SQLITE_FUNCTION and (arg2 or "").lower() in _DENIED_FUNCTIONS:
-        return sqlite3.SQLITE_DENY
-    if action == sqlite3.SQLITE_READ and (arg1 or "").lower() in _DENIED_TABLES:
-        return sqlite3.SQLITE_DENY
-    return sqlite3.SQLITE_OK
-
-
-def _db_uri(db_path: str | Path) -> str:
-    return Path(db_path).resolve().as_uri() + "?mode=ro"
-
-
-def _short(e: BaseException) -> str:
-    msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-    return msg[:200]
-
-
 def run_sql_readonly(
-    db_path: str | Path, sql: str, *, timeout_s: float = 2.0, max_rows: int = 1000
+    db_path: str | Path, sql: str, *, timeout_s: float = 2.0, max_rows: int = 1000,
+    max_result_bytes: int = MAX_RESULT_BYTES, max_memory_bytes: int = MAX_MEMORY_BYTES,
 ) -> SqlResult:
-    """Run one untrusted query read-only with a wall-time limit; never raises on bad SQL (see module doc)."""
+    """Run one untrusted query read-only under hard time, memory and result-size limits; never raises on bad
+    SQL (see module doc). Returns within ``timeout_s`` + 0.5 s."""
     reason = _check_query(sql)
     if reason:
         return SqlResult(ok=False, error=reason)
     if not Path(db_path).is_file():
         return SqlResult(ok=False, error=f"database not found: {db_path}")
-    deadline = time.monotonic() + timeout_s
-    timed_out = False
-
-    def progress() -> int:
-        nonlocal timed_out
-        if time.monotonic() > deadline:
-            timed_out = True
-            return 1
-        return 0
-
-    conn: sqlite3.Connection | None = None
-    try:
-        conn = sqlite3.connect(_db_uri(db_path), uri=True, isolation_level=None, timeout=min(timeout_s, 1.0))
-        conn.execute("PRAGMA query_only=ON")
-        conn.execute("PRAGMA trusted_schema=OFF")
-        conn.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 0)
-        conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, _MAX_VALUE_BYTES)
-        conn.setlimit(sqlite3.SQLITE_LIMIT_SQL_LENGTH, _MAX_SQL_CHARS)
-        conn.set_authorizer(_authorizer)
-        conn.set_progress_handler(progress, 1000)
-        cur = conn.execute(sql)
-        columns = [d[0] for d in (cur.description or [])]
-        rows = cur.fetchmany(max_rows + 1)
-        truncated = len(rows) > max_rows
-        return SqlResult(ok=True, columns=columns, rows=[tuple(r) for r in rows[:max_rows]], truncated=truncated)
-    except Exception as e:  # noqa: BLE001 - untrusted SQL: every failure becomes a result
-        if timed_out:
-            return SqlResult(ok=False, error=f"timeout: query ran longer than {timeout_s:g} s")
-        return SqlResult(ok=False, error=f"{type(e).__name__}: {_short(e)}")
-    finally:
-        if conn is not None:
-            conn.close()
+    ok, columns, rows, truncated, error = sql_sandbox.execute(
+        db_path, sql, timeout_s=timeout_s, max_rows=max_rows, max_result_bytes=max_result_bytes,
+        max_memory_bytes=max_memory_bytes)
+    return SqlResult(ok=ok, columns=columns, rows=rows, truncated=truncated, error=error)
 
 
 # ---------------------------------------------------------------------------------------------- comparison

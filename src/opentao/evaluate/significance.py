@@ -1,0 +1,30 @@
+"""Is the candidate better than the current model with statistical confidence? A paired sign test.
+
+Both models are scored on the same examples; each example is a *win* (candidate scored higher), a *loss* or a
+*tie*. Under the null hypothesis "neither is better" a non-tied example is a win with probability 1/2, so the
+one-sided p-value of ``w`` wins among ``n = w + l`` non-tied examples is ``P(X >= w)``, ``X ~ Binomial(n, 1/2)``
+(the exact sign test; Dixon & Mood 1946). The gate promotes only when ``p <= 1 - confidence``. The test uses the
+sign of each paired difference, not its size, so it needs no distributional assumption and works for 0/1
+correctness, per-prompt judge win shares and continuous rewards alike. With few examples it cannot reach a high
+confidence at all: at 95 % it needs at least 5 non-tied examples, all wins (1/32 ≈ 0.031).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from opentao.errors import TaoError
+
+__all__ = ["sign_test"]
+
+
+def sign_test(current: Sequence[float], candidate: Sequence[float]) -> dict[str, float | int]:
+    """Wins, losses, ties of ``candidate`` over ``current`` (paired) and the one-sided exact p-value."""
+    if len(current) != len(candidate):
+        raise TaoError(f"sign test needs paired scores, got {len(current)} and {len(candidate)}")
+    wins = sum(b > a for a, b in zip(current, candidate))
+    losses = sum(b < a for a, b in zip(current, candidate))
+    n = wins + losses
+    p = sum(math.comb(n, k) for k in range(wins, n + 1)) / 2**n if n else 1.0
+    return {"wins": wins, "losses": losses, "ties": len(current) - n, "p_value": p}
