@@ -45,12 +45,8 @@ from pydantic import ValidationError
 
 from opentao.errors import TaoError
 from opentao.generate.hf import Generator, GenOutput, GenRequest, TokenLogprob
-<<<<<<< HEAD
 from opentao.serve.batcher import Batcher, ContextTooLong, JobResult, Overloaded, ShuttingDown
-=======
-from opentao.serve.batcher import Batcher, ContextTooLong, JobResult, Overloaded
 from opentao.serve.dashboard import add_dashboard
->>>>>>> wip-15
 from opentao.serve.host import ModelHost, Served, load_served, read_pointer, write_pointer
 from opentao.serve.keys import KEYS_FILE, KeyRing
 from opentao.serve.log import InferenceLog

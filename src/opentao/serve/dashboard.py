@@ -165,9 +165,10 @@ def add_dashboard(app: FastAPI, gateway, root: Path | None) -> None:
 
     @app.get("/dashboard", include_in_schema=False)
     async def dashboard(request: Request) -> Response:
-        if gateway.keys.verify(request.headers.get("authorization")) is None:  # the API's 401, nothing more
-            return JSONResponse(error_body("invalid or missing API key: send 'Authorization: Bearer <key>'",
-                                           "invalid_request_error", "invalid_api_key", None), status_code=401)
+        _key_id, refused = gateway._authenticate(request)  # the API's own check: its 401 (or 503), nothing more
+        if refused is not None:
+            return JSONResponse(error_body(refused.message, refused.type, refused.code, refused.param),
+                                status_code=refused.status)
         from opentao.report.page import CSP
 
         text = await asyncio.to_thread(render_dashboard, root, gateway)
