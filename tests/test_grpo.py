@@ -91,7 +91,7 @@ def test_grpo_steps_move_logprobs_by_the_sign_of_the_advantage(tmp_path, tiny_mo
     before = {r: _logp(base, tok, r) for r in ("yes", "no thanks")}
     out = tmp_path / "model"
     stats = train_grpo(str(tiny_model_dir), examples, cfg, work_dir=tmp_path / "work", out_dir=out, dtype="fp32")
-    assert stats["steps"] == 4 and stats["history"][0]["kl"] == pytest.approx(0.0, abs=1e-6)  # KL 0 at step 0
+    assert stats["steps"] == 4 and stats["log_history"][0]["kl"] == pytest.approx(0.0, abs=1e-6)  # KL 0 at step 0
     assert stats["last_kl"] > 0  # the policy has moved off the reference
     tuned, _ = load_model(str(out), dtype="fp32")
     after = {r: _logp(tuned, tok, r) for r in ("yes", "no thanks")}

@@ -3,7 +3,6 @@ a run directory, and skips work that is already there. User errors print one lin
 
 from __future__ import annotations
 
-import logging
 import sys
 import time
 from pathlib import Path
@@ -11,38 +10,13 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
-from rich.logging import RichHandler
 from rich.table import Table
 
+from opentao.cli_common import (  # noqa: F401  (re-exported: the verbs below and tests use them)
+    ConfigOpt, ForceOpt, ModelOpt, PromptsOpt, RoundOpt, RunDirOpt, SetOpt, _setup_logging, app, out,
+)
 from opentao.config import RunConfig, load_config
 from opentao.errors import TaoError
-
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="TAO: tune an LLM from unlabeled prompts (generate → score → train → eval).")
-out = Console()
-
-ForceOpt = Annotated[bool, typer.Option("--force", help="train even if a scorer failed its integrity check "
-                                                           "against gold (tao score --gold)")]
-ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML config file")]
-SetOpt = Annotated[Optional[list[str]], typer.Option("--set", "-s", help="override, e.g. generate.k=8")]
-RunDirOpt = Annotated[Optional[str], typer.Option("--run-dir", "-o", help="run directory")]
-ModelOpt = Annotated[Optional[str], typer.Option("--model", "-m", help="'bundled', a model folder or a hub id")]
-PromptsOpt = Annotated[Optional[str], typer.Option("--prompts", "-p", help="JSONL/CSV/Parquet of prompts")]
-RoundOpt = Annotated[int, typer.Option("--round", "-r", help="round number (1 = from the base model)")]
-
-
-def _setup_logging(verbose: bool = False) -> None:
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(message)s",
-                        handlers=[RichHandler(console=Console(stderr=True), show_path=False)], force=True)
-    for noisy in ("httpx", "datasets", "transformers", "accelerate", "sqlglot"):
-        logging.getLogger(noisy).setLevel(logging.ERROR)
-    logging.getLogger("opentao").setLevel(logging.INFO)
-    try:
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.set_verbosity_error()
-    except ImportError:  # pragma: no cover
-        pass
 
 
 def _cfg(config: Path | None, sets: list[str] | None, **direct) -> RunConfig:
@@ -255,7 +229,8 @@ def main() -> None:
         raise
 
 
-from opentao import cli_serve as _cli_serve  # noqa: E402,F401  (registers serve, keys, flywheel, rollback)
+from opentao import cli_serve as _cli_serve  # noqa: E402,F401  (registers serve, keys, flywheel, rollback; it
+#                                                imports opentao.cli_common, never this module: no cycle)
 from opentao import cli_inspect as _cli_inspect  # noqa: E402  (no cycle: it does not import this module)
 
 _cli_inspect.register(app, out)

@@ -1,6 +1,6 @@
 """The flywheel verbs of ``tao``: ``serve``, ``keys``, ``flywheel``, ``rollback``, ``decisions``.
 
-They are registered on the app of ``opentao.cli`` when that module is imported; heavy imports (FastAPI, uvicorn,
+They are registered on the shared app (``opentao.cli_common``) when ``opentao.cli`` imports this module; heavy imports (FastAPI, uvicorn,
 torch) happen inside the commands, so ``tao --help`` stays fast.
 """
 
@@ -12,7 +12,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from opentao.cli import ConfigOpt, SetOpt, app, out
+from opentao.cli_common import ConfigOpt, SetOpt, app, out
 from opentao.errors import TaoError
 
 DirOpt = Annotated[str, typer.Option("--dir", "-d", help="serve/flywheel directory (log, keys, models)")]
@@ -113,7 +113,7 @@ def flywheel(
     every: Annotated[Optional[str], typer.Option(help="repeat, e.g. 30m or 6h (default: one round)")] = None,
 ) -> None:
     """One round on traffic logged since the last: export → TAO round → gate → promote or not."""
-    from opentao.cli import _setup_logging
+    from opentao.cli_common import _setup_logging
     from opentao.flywheel import load_flywheel_config, parse_duration, run_round
 
     cfg = load_flywheel_config(config, set_, dir=dir_)

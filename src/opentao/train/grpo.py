@@ -227,6 +227,7 @@ def train_grpo(base_model: str, examples: list[TrainExample], cfg: TrainConfig, 
         "examples": len(examples), "encoded": len(items), "dropped_too_long": dropped,
         "prompts": len({e.prompt_id for e in examples}), "steps": total,
         "train_loss": sum(losses) / len(losses), "first_loss": losses[0], "last_loss": losses[-1],
-        "first_kl": history[0]["kl"], "last_kl": history[-1]["kl"], "history": history,
+        "first_kl": history[0]["kl"], "last_kl": history[-1]["kl"],
+        "log_history": history,  # every step (loss, kl, clip_ratio, grad_norm): the report's training curves
         "parameters": tuned_params, "base_parameters": base_params, "resumed_from": None,
     }
