@@ -8,10 +8,10 @@ reference, and a rerun that must equal it). Then, for each stage of a round — 
 (the round-1 eval) — a run directory holding the reference's outputs of the earlier stages (what an
 uninterrupted run has at that point) is killed ``--kills`` times while that stage runs: the command is
 (re)started, and once the previous stage's report line appears (done stages are skipped fast) it is SIGKILLed
-after a random delay drawn from [0, 1.2 × that stage's reference wall time]. A kill that lands after the
-stage finished is recorded under the stage it hit, not counted, and the directory is reset to that stage. After the
-last kill the command runs to completion, and every table (prompts, candidates, scores, train_examples,
-eval_results) must equal the reference row for row, with no duplicate rows. Results:
+after a random delay drawn from [0, 1.2 × that stage's reference wall time]. Kills chain (kill, resume, kill
+again, ... in one directory); an attempt whose kill lands after the stage finished is not counted and ends the
+chain: the command then runs to completion, and every table (prompts, candidates, scores, train_examples,
+eval_results) must equal the reference row for row, with no duplicate rows. So every counted kill is checked. Results:
 ``benchmarks/results/stage_kill_fuzz.json`` (per stage: kills landed, where, resumed-run identical yes/no,
 and the first differing table if not).
 """
@@ -147,21 +147,42 @@ def seed_run_dir(ref: Path, run_dir: Path, stage: str) -> None:
 
 def fuzz_stage(cfg: Path, work: Path, ref: Path, stage: str, kills: int, ref_wall: dict, rng: random.Random,
                max_tries: int | None = None) -> dict:
-    """Kill ``kills`` times inside ``stage`` (earlier stages seeded from the reference), then finish."""
+    """Kill ``kills`` times inside ``stage`` (earlier stages seeded from the reference), each kill verified.
+
+    Kills form chains: kill, resume, kill again, ... in one directory. When an attempt finds the stage already
+    done (the resume got through it before the kill fired), that chain ends: the run is finished and its tables
+    compared with the reference, so every kill counted was followed by a resume whose result was checked; the
+    directory is then reset to the stage's start for the next chain."""
     run_dir = work / f"killed-{stage}"
     seed_run_dir(ref, run_dir, stage)
-    events, tries = [], 0
-    while sum(e["landed"] == stage for e in events) < kills and tries < (max_tries or 4 * kills):
+    events: list[dict] = []
+    chains: list[dict] = []
+    pending, tries = 0, 0
+
+    def close_chain() -> None:
+        nonlocal pending
+        run_to_end(cfg, run_dir)
+        tables = compare(ref, run_dir)
+        chains.append({"kills": pending, "tables": tables,
+                       "identical": all(t["identical"] and t["duplicates"] == 0 for t in tables.values())})
+        pending = 0
+        seed_run_dir(ref, run_dir, stage)
+
+    while sum(c["kills"] for c in chains) + pending < kills and tries < (max_tries or 4 * kills):
         tries += 1
         ev = kill_once(cfg, run_dir, stage, ref_wall, rng)
         events.append(ev)
-        if ev["landed"] not in STAGES or STAGES.index(ev["landed"]) > STAGES.index(stage):
-            seed_run_dir(ref, run_dir, stage)  # the stage finished before the kill: start it over
-    run_to_end(cfg, run_dir)
-    tables = compare(ref, run_dir)
-    return {"kills_in_stage": sum(e["landed"] == stage for e in events), "attempts": len(events),
-            "events": events, "tables": tables,
-            "identical": all(t["identical"] and t["duplicates"] == 0 for t in tables.values())}
+        if ev["landed"] == stage:
+            pending += 1
+        elif pending:
+            close_chain()  # the stage finished in this attempt: verify the chain's kills
+        else:
+            seed_run_dir(ref, run_dir, stage)
+    if pending or not chains:
+        close_chain()
+    return {"kills_in_stage": sum(c["kills"] for c in chains), "attempts": len(events), "events": events,
+            "chains": [{"kills": c["kills"], "identical": c["identical"]} for c in chains],
+            "tables": chains[-1]["tables"], "identical": all(c["identical"] for c in chains)}
 
 
 def reference(cfg: Path, work: Path) -> tuple[Path, dict[str, float]]:
