@@ -31,3 +31,19 @@ def test_a_run_killed_in_every_stage_resumes_to_the_reference_tables(tmp_path, t
     assert tables["candidates"]["rows"] == 8 and tables["eval_results"]["rows"] == 8, tables
     for name, t in tables.items():
         assert t["identical"] and t["duplicates"] == 0, (name, t, landed)
+
+
+def test_resume_skips_a_checkpoint_torn_by_a_kill_while_saving(tmp_path):
+    """A kill while the Trainer saves leaves the newest checkpoint without its (last-written) trainer_state.json:
+    training resumes from the previous complete one, and the torn folder goes."""
+    from opentao.train.trainer import _last_checkpoint
+
+    for step, state in ((1, '{"global_step": 1}'), (2, '{"global_step": 2}'), (3, None), (4, '{"global_st')):
+        ckpt = tmp_path / f"checkpoint-{step}"
+        ckpt.mkdir()
+        (ckpt / "model.safetensors").write_bytes(b"x")
+        if state is not None:
+            (ckpt / "trainer_state.json").write_text(state)
+    assert _last_checkpoint(tmp_path) == str(tmp_path / "checkpoint-2")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint-1", "checkpoint-2"]
+    assert _last_checkpoint(tmp_path / "nothing-here") is None

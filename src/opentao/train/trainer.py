@@ -89,8 +89,24 @@ def score_only_labelled_tokens_on_cpu() -> bool:
 
 
 def _last_checkpoint(out: Path) -> str | None:
-    ckpts = sorted(out.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
-    return str(ckpts[-1]) if ckpts else None
+    """The newest *complete* checkpoint under ``out``; torn ones are removed.
+
+    The HF Trainer writes a checkpoint's files in place and ``trainer_state.json`` last (then deletes older
+    checkpoints), so a process killed while saving leaves a newest ``checkpoint-N`` without a readable state file:
+    resuming from it would fail. Such a folder is deleted and the previous checkpoint (still there) is used."""
+    import json
+    import shutil
+
+    ckpts = sorted((p for p in out.glob("checkpoint-*") if p.name.split("-")[-1].isdigit()),
+                   key=lambda p: int(p.name.split("-")[-1]))
+    for ckpt in reversed(ckpts):
+        try:
+            json.loads((ckpt / "trainer_state.json").read_text())
+            return str(ckpt)
+        except (OSError, ValueError):
+            log.warning("checkpoint %s is incomplete (killed while saving?): removing it", ckpt)
+            shutil.rmtree(ckpt, ignore_errors=True)
+    return None
 
 
 def precision_args(model) -> dict:
