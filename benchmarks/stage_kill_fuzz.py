@@ -199,6 +199,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--kills", type=int, default=10)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--stages", nargs="*", default=list(STAGES))
+    ap.add_argument("--max-tries", type=int, default=None,
+                    help="attempts per stage (default 4 x --kills); a short stage misses often")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "stage_kill_fuzz.json"))
     args = ap.parse_args(argv)
     sys.path.insert(0, str(ROOT / "src"))
@@ -218,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
         for stage in args.stages:
-            res = fuzz_stage(cfg, work, ref, stage, args.kills, wall, rng)
+            res = fuzz_stage(cfg, work, ref, stage, args.kills, wall, rng, args.max_tries)
             result["stages"][stage] = res
             print(stage, res["kills_in_stage"], "kills, identical:", res["identical"], flush=True)
             result["all_identical"] = all(s["identical"] for s in result["stages"].values())
