@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from opentao.generate.hf import GenOutput, GenRequest, TokenLogprob
+from opentao.generate.backend import GenOutput, GenRequest, TokenLogprob
 from opentao.serve.app import ServeSettings, create_app
 from opentao.serve.testing import serve_in_thread
 

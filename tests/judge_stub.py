@@ -13,7 +13,7 @@ import json
 import math
 import re
 
-from opentao.generate.hf import GenOutput, GenRequest
+from opentao.generate.backend import GenOutput, GenRequest
 from opentao.score.guards import content_words
 
 _ANSWER = re.compile(r"<answer-[0-9a-f]+(?: id=\"(\d+)\")?>\n(.*?)\n</answer-[0-9a-f]+>", re.S)

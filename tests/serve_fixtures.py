@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from opentao.generate.hf import GenOutput
+from opentao.generate.backend import GenOutput
 
 
 @pytest.fixture(scope="session")

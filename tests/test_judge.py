@@ -9,7 +9,7 @@ from importlib import resources
 import pytest
 
 from opentao.errors import TaoError
-from opentao.generate.hf import GenOutput
+from opentao.generate.backend import GenOutput
 from opentao.records import Candidate, Prompt
 from opentao.score.guards import (
     InjectionGuard,

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from opentao.errors import TaoError
-from opentao.generate.hf import GenRequest
+from opentao.generate.backend import GenRequest
 from opentao.records import Candidate, Prompt
 from opentao.score.judge import YES_NO_QUESTION, LogprobJudgeScorer, yes_probability
 from opentao.score.llm import LocalBackend

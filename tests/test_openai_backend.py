@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from opentao.generate.hf import Generator, GenRequest
+from opentao.generate.backend import Generator, GenRequest
 from opentao.generate.openai_api import EndpointError, OpenAIBackend
 from opentao.serve.testing import free_port
 from tests.endpoint_faults import serve_model

@@ -15,7 +15,8 @@ import httpx
 import pytest
 
 from opentao.errors import TaoError
-from opentao.generate.hf import GenRequest, HFGenerator
+from opentao.generate.backend import GenRequest
+from opentao.generate.hf import HFGenerator
 from opentao.serve.app import ServeSettings, create_app
 from opentao.serve.keys import add_key, revoke_key
 from opentao.serve.log import InferenceLog, read_rows

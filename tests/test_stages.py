@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from opentao.config import load_config
-from opentao.generate.hf import GenRequest, HFGenerator
+from opentao.generate.backend import GenRequest
+from opentao.generate.hf import HFGenerator
 from opentao.models import count_parameters, load_model
 from opentao.records import Candidate, Prompt, TrainExample
 from opentao.store import RunStore

@@ -2,7 +2,8 @@
 
 ``HFGenerator`` runs batched ``transformers`` generation (on a GPU when present; dtype ``auto``: bf16 where the hardware multiplies it natively, else fp32). Users can
 plug in another backend (vLLM, an HTTP endpoint) with ``"package.module:attr"``: any object with a
-``generate(requests) -> outputs`` method as in the ``Generator`` protocol below.
+``generate(requests) -> outputs`` method as in the ``Generator`` protocol (:mod:`opentao.generate.backend`, which
+also holds ``GenRequest``, ``GenOutput`` and ``TokenLogprob``).
 
 **Log-probabilities.** A request with ``top_logprobs=k`` (0 ≤ k) gets, for every generated token, its
 log-probability and the ``k`` most likely tokens at that position (:class:`TokenLogprob`). They come from the
@@ -15,47 +16,13 @@ prompt with one forward pass (what a yes/no judge needs), without generating.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
 
 import torch
 
+from opentao.generate.backend import GenOutput, GenRequest, TokenLogprob
 from opentao.records import Message
 
 LOGPROB_MEMORY_BYTES = 512 * 2**20  # raw logits kept per generate() call when logprobs are asked for
-
-
-@dataclass(frozen=True)
-class GenRequest:
-    messages: list[Message]
-    temperature: float  # 0 → greedy
-    max_new_tokens: int
-    seed: int = 0
-    stop: tuple[str, ...] = ()  # stop strings (kept in the output), e.g. (";",) for one SQL statement
-    top_logprobs: int | None = None  # None: no logprobs; k >= 0: each token's logprob and the k most likely
-
-
-@dataclass(frozen=True)
-class TokenLogprob:
-    """One token as OpenAI's ``logprobs`` report it: its text, its UTF-8 bytes, its log-probability, and (for a
-    generated token) the most likely tokens at its position, most likely first."""
-
-    token: str
-    token_bytes: tuple[int, ...]
-    logprob: float
-    top: tuple[TokenLogprob, ...] = ()
-
-
-@dataclass(frozen=True)
-class GenOutput:
-    text: str
-    num_tokens: int
-    logprobs: tuple[TokenLogprob, ...] | None = None  # one per generated token, when the request asked
-
-
-@runtime_checkable
-class Generator(Protocol):
-    def generate(self, requests: list[GenRequest]) -> list[GenOutput]: ...
 
 
 def stop_token_ids(tokenizer) -> list[int]:

@@ -1,7 +1,7 @@
 """The ``openai`` backend: any OpenAI-compatible ``/v1/chat/completions`` endpoint (vLLM, llama.cpp, TGI,
 SGLang, a hosted API, ``tao serve``) as a generator *or* as the model behind a judge.
 
-* ``generate(requests)`` implements the :class:`~opentao.generate.hf.Generator` protocol: every request must
+* ``generate(requests)`` implements the :class:`~opentao.generate.backend.Generator` protocol: every request must
   succeed, a failure after retries is a :class:`EndpointError` (a ``TaoError``: the stage stops, finished
   parts are kept, re-running resumes).
 * ``try_generate(requests)`` is what judges use: a request that still fails after its retries (429, 5xx,
@@ -32,7 +32,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
 from opentao.errors import TaoError
-from opentao.generate.hf import GenOutput, GenRequest
+from opentao.generate.backend import GenOutput, GenRequest
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable
 
 from opentao.config import GenerateConfig
-from opentao.generate.hf import GenRequest, Generator
+from opentao.generate.backend import GenRequest, Generator
 from opentao.generate.strategies import extract, plan_slots, source_messages
 from opentao.progress import progress_bar
 from opentao.records import Candidate, Prompt

@@ -38,7 +38,7 @@ from numbers import Real
 from typing import Any
 
 from opentao.errors import TaoError
-from opentao.generate.hf import GenRequest
+from opentao.generate.backend import GenRequest
 from opentao.records import Candidate, Prompt
 from opentao.score.guards import detect_injection
 from opentao.score.llm import backend_counters, make_backend, nonce, parse_group_scores, parse_score, quote, render_task

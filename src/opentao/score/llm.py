@@ -31,7 +31,7 @@ import re
 from typing import Any
 
 from opentao.errors import TaoError
-from opentao.generate.hf import GenOutput, GenRequest
+from opentao.generate.backend import GenOutput, GenRequest
 from opentao.records import Message
 from opentao.score.base import import_object
 

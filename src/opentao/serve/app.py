@@ -13,7 +13,7 @@ answer after the key check is logged with its status, errors included (the flywh
 **Log-probabilities** (chat only): ``logprobs: true`` with ``top_logprobs`` 0–20 returns, in OpenAI's format
 (``choices[i].logprobs.content``: ``token``, ``logprob``, ``bytes``, ``top_logprobs``), every generated token's
 log-probability under the model's log-softmax over its *raw* logits — temperature 1, before the sampler's
-temperature and top-p — so they describe the model rather than the sampler (see ``opentao.generate.hf``). The
+temperature and top-p — so they describe the model rather than the sampler (see ``opentao.generate.backend``). The
 token that ends the answer (end of turn) is not listed; a logprob below -9999 is reported as -9999.0 (JSON has
 no -inf), as OpenAI does. ``/v1/completions`` refuses ``logprobs`` (its legacy format is not implemented).
 
@@ -44,7 +44,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response, Streami
 from pydantic import ValidationError
 
 from opentao.errors import TaoError
-from opentao.generate.hf import Generator, GenOutput, GenRequest, TokenLogprob
+from opentao.generate.backend import Generator, GenOutput, GenRequest, TokenLogprob
 from opentao.serve.batcher import Batcher, ContextTooLong, JobResult, Overloaded, ShuttingDown
 from opentao.serve.dashboard import add_dashboard
 from opentao.serve.host import ModelHost, Served, load_served, read_pointer, write_pointer

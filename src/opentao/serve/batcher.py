@@ -35,7 +35,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from opentao.generate.hf import GenOutput, GenRequest
+from opentao.generate.backend import GenOutput, GenRequest
 from opentao.serve.host import ModelHost
 
 log = logging.getLogger(__name__)

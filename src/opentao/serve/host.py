@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from opentao.errors import TaoError
-from opentao.generate.hf import Generator
+from opentao.generate.backend import Generator
 from opentao.records import Message
 from opentao.serve.durable import durable_write_text
 
