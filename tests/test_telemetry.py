@@ -63,7 +63,7 @@ def _round(store: RunStore, r: int, answers: list[str], rewards: list[float]) ->
 
 
 def test_keep_round_with_a_probe(tmp_path, monkeypatch):
-    import opentao.pipeline as pl
+    import opentao.pipeline.rounds as pl
 
     store = RunStore(tmp_path / "run")
     store.write_part("prompts", "r1", [Prompt("p", [{"role": "user", "content": "q"}], round=1)], Prompt.SCHEMA)

@@ -9,55 +9,22 @@ from __future__ import annotations
 
 import logging
 import time
-from pathlib import Path
 
 from opentao.config import RunConfig, dump_config
-from opentao.data import load_prompts
 from opentao.errors import TaoError
-from opentao.records import Prompt
+from opentao.pipeline.format import fmt_acc, fmt_means
+from opentao.pipeline.validation import round_prompts, validate
 from opentao.store import RunStore, atomic_write_text, ensure_run_dir
 
 log = logging.getLogger(__name__)
 
 
-def validate(cfg: RunConfig, stages: tuple[str, ...]) -> None:
-    """Check every input the given stages will read *before* anything is written to the run directory."""
-    from opentao.models import resolve_model
-
-    if "generate" in stages:
-        round_prompts(cfg, 1)
-    if {"generate", "train"} & set(stages):
-        resolve_model(cfg.model)
-    if "score" in stages:
-        from opentao.score.registry import build_scorers
-        from opentao.score.stage import with_default_db, with_round_model
-
-        if not cfg.score.scorers:
-            raise TaoError("no scorers configured: add at least one under score.scorers")
-        build_scorers(with_round_model(with_default_db(cfg.score.scorers, cfg.db), cfg.model))
-    if "eval" in stages and cfg.eval.data:
-        from opentao.evaluate.base import load_eval_rows
-        from opentao.evaluate.registry import get_evaluator
-
-        db = cfg.eval.db or cfg.db
-        if cfg.eval.task == "sql" and (not db or not Path(db).is_file()):
-            raise TaoError(f"eval needs an existing database (eval.db or db), got {db!r}")
-        evaluator = get_evaluator(cfg.eval.task, db)
-        load_eval_rows(cfg.eval.data, evaluator.gold_fields, evaluator.task)
-
-
 def open_run(cfg: RunConfig, stages: tuple[str, ...] = ()) -> RunStore:
+    """Validate the inputs of ``stages``, then create (or reopen) the run directory and record the config."""
     validate(cfg, stages)
     store = RunStore(ensure_run_dir(cfg.run_dir))
     atomic_write_text(store.root / "config.yaml", dump_config(cfg))
     return store
-
-
-def round_prompts(cfg: RunConfig, round_: int) -> list[Prompt]:
-    if not cfg.prompts:
-        raise TaoError("no prompts: set 'prompts:' in the config or pass --prompts FILE")
-    prompts = load_prompts(cfg.prompts, round_=round_)
-    return prompts[: cfg.max_prompts] if cfg.max_prompts else prompts
 
 
 def model_for_round(store: RunStore, cfg: RunConfig, round_: int) -> str:
@@ -220,68 +187,3 @@ def run_rounds(cfg: RunConfig, *, report=print, force: bool = False) -> dict:
     results["tables"] = store.counts()
     store.write_summary("run", results)
     return results
-
-
-def fmt_acc(e: dict) -> str:
-    lo, hi = e["ci95"]
-    return f"{e['accuracy']:.1%} ({e['correct']}/{e['n']}, 95% CI {lo:.1%}–{hi:.1%})"
-
-
-def fmt_means(means: dict) -> str:
-    return ", ".join(f"{k}={v:.2f}" for k, v in means.items() if v is not None) or "n/a"
-
-
-def quickstart_config(run_dir: str, task_dir: Path, overrides: list[str] | None = None) -> RunConfig:
-    """The quickstart: text-to-SQL on the real Chinook database, aimed at ≤ 15 min on 2 CPU cores (measured: docs/quickstart.md)."""
-    from opentao.config import load_config
-
-    cfg_path = Path(__file__).parent / "configs" / "quickstart.yaml"
-    return load_config(
-        cfg_path, overrides,
-        run_dir=run_dir,
-        prompts=str(task_dir / "train.jsonl"),
-        db=str(task_dir / "chinook.sqlite"),
-        **{"eval.data": str(task_dir / "test.jsonl")},
-    )
-
-
-def prepare_sql_task(out_dir: Path) -> dict:
-    """Build the Chinook text-to-SQL task files (train prompts without labels; test with gold) once."""
-    import shutil
-
-    from opentao.tasks.chinook import build_sql_task
-
-    if (out_dir / "test.jsonl").is_file() and (out_dir / "chinook.sqlite").is_file():
-        return {"dir": str(out_dir), "cached": True}
-    info = build_sql_task(out_dir)
-    db = Path(info["db"])
-    dest = out_dir / "chinook.sqlite"
-    if db.resolve() != dest.resolve():
-        tmp = dest.with_name(".chinook.sqlite.tmp")
-        shutil.copyfile(db, tmp)
-        tmp.replace(dest)
-    return info
-
-
-TASK_DIRS = {"sql": "chinook-sql", "docqa": "docqa", "instruct": "instruct"}
-
-
-def prepare_task(task: str, out_dir: Path | None = None) -> Path:
-    """Build a bundled task's files once (``sql``, ``docqa`` or ``instruct``) and return their folder."""
-    from opentao.paths import cache_dir
-
-    if task not in TASK_DIRS:
-        raise TaoError(f"unknown task {task!r}: available: {', '.join(TASK_DIRS)}")
-    out = Path(out_dir or cache_dir() / "tasks" / TASK_DIRS[task])
-    if task == "sql":
-        prepare_sql_task(out)
-    elif not (out / "test.jsonl").is_file():
-        if task == "docqa":
-            from opentao.tasks.docqa import build_docqa_task
-
-            build_docqa_task(out)
-        else:
-            from opentao.tasks.instruct import build_instruct_task
-
-            build_instruct_task(out)
-    return out
