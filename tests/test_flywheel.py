@@ -10,7 +10,6 @@ import openai
 import pytest
 
 from opentao.errors import TaoError
-from opentao.evaluate.gate import ExactMatchEvaluator, GateScores, greedy_answers, parse_verdict
 from opentao.flywheel import (
     gate,
     load_flywheel_config,
@@ -21,6 +20,7 @@ from opentao.flywheel import (
     run_round,
     select_prompts,
 )
+from opentao.flywheel.gates import ExactMatchEvaluator, GateScores, greedy_answers, parse_verdict
 from opentao.serve.app import create_app
 from opentao.serve.host import read_pointer, write_pointer
 from opentao.serve.log import read_rows

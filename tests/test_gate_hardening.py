@@ -7,9 +7,9 @@ import re
 
 import pytest
 
-from opentao.evaluate.gate import GateScores, PairwiseJudgeEvaluator, judge_messages
 from opentao.evaluate.significance import sign_test
 from opentao.flywheel import gate, read_decisions, read_pointer, write_pointer
+from opentao.flywheel.gates import GateScores, PairwiseJudgeEvaluator, judge_messages
 from opentao.generate.backend import GenOutput
 from opentao.records import Prompt
 from opentao.score.llm import defuse_special_tokens, special_tokens_of

@@ -89,7 +89,7 @@ def _requests_since_start(metrics) -> list[tuple[str, str, int]]:
 
 
 def render_dashboard(root: Path | None, gateway) -> str:
-    from opentao.flywheel import read_decisions
+    from opentao.flywheel.decisions import read_decisions
     from opentao.report import page as H  # matplotlib loads on the first page view, not at server start
     from opentao.report import plots as P
     from opentao.serve.host import read_pointer

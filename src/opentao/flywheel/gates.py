@@ -1,4 +1,8 @@
-"""Promotion gate evaluators: is the candidate model better than the one being served?
+"""The promotion gate: is the candidate model better than the one being served, and then promote (or roll back).
+
+:func:`gate` compares both models with an evaluator, applies the margin and the paired sign test
+(:func:`confidence_test`), rewrites the serving pointer on a promotion and records the decision;
+:func:`rollback` pops the pointer history and records that too.
 
 An evaluator compares two model folders and returns both scores on one scale (higher is better)::
 
@@ -29,13 +33,18 @@ model) is a weak signal — use a stronger local model folder as ``gate.judge_mo
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from opentao.data import read_table_rows
 from opentao.errors import TaoError
-from opentao.generate.hf import GenRequest, HFGenerator
+from opentao.flywheel.decisions import record_decision
+from opentao.flywheel.state import read_state
+from opentao.generate.backend import GenRequest
 from opentao.records import Message, Prompt
+from opentao.serve.host import pop_pointer, read_pointer, write_pointer
 
 
 @dataclass
@@ -58,6 +67,7 @@ class GateEvaluator(Protocol):
 
 def greedy_answers(model: str, conversations: list[list[Message]], *, max_new_tokens: int, batch_size: int = 16,
                    dtype: str = "auto", device: str = "auto") -> list[str]:
+    from opentao.generate.hf import HFGenerator
     from opentao.models import load_model
 
     lm, tok = load_model(model, dtype=dtype, device=device)
@@ -310,3 +320,64 @@ def build_evaluator(gate: dict[str, Any], heldout: list[Prompt], *, run_cfg=None
 
         return import_object(kind)(gate, heldout)
     raise TaoError(f"unknown gate.kind {kind!r}: use judge, reward, exact, sql or 'package.module:attr'")
+
+
+def confidence_test(scores, confidence: float) -> dict[str, Any]:
+    """The gate's paired sign test (:func:`opentao.evaluate.significance.sign_test`) at ``confidence``:
+    passed when its one-sided p-value is at most ``1 - confidence``; ``confidence`` 0 turns the test off.
+    Scores without per-example pairs cannot pass (unless the test is off)."""
+    from opentao.evaluate.significance import sign_test
+
+    if not confidence:
+        return {"passed": True, "confidence": 0.0, "summary": "significance test off"}
+    if not scores.per_example:
+        return {"passed": False, "confidence": confidence, "p_value": None,
+                "summary": f"the {confidence:g} confidence test needs per-example scores; this evaluator has none"}
+    t = sign_test([a for a, _ in scores.per_example], [b for _, b in scores.per_example])
+    passed = t["p_value"] <= 1.0 - confidence
+    return {**t, "passed": passed, "confidence": confidence, "test": "sign",
+            "summary": (f"sign test {t['wins']} wins, {t['losses']} losses, {t['ties']} ties: one-sided "
+                        f"p={t['p_value']:.3g} {'<=' if passed else '>'} {1 - confidence:.3g}")}
+
+
+def gate(root: Path, *, candidate: str, candidate_version: str, evaluator, margin: float, round_: int,
+         n_prompts: int = 0, extra: dict[str, Any] | None = None, confidence: float = 0.95) -> dict[str, Any]:
+    """Compare candidate vs the served model; promote (rewrite the pointer) only if it wins by ``margin`` and
+    the paired sign test says it is better at ``confidence`` (:func:`confidence_test`)."""
+    cur = read_pointer(root)
+    if cur is None:
+        raise TaoError(f"no served model in {root}: start 'tao serve --dir {root}' once first")
+    scores = evaluator.compare(cur["path"], candidate)
+    delta = scores.candidate - scores.current
+    test = confidence_test(scores, confidence)
+    promoted = delta >= margin and delta > 0 and test["passed"]
+    if promoted:
+        reason = f"candidate wins by {delta:+.3f} (margin {margin}; {test['summary']})"
+    elif delta >= margin and delta > 0:
+        reason = f"candidate {delta:+.3f} vs current, not significant: {test['summary']}"
+    else:
+        reason = f"candidate {delta:+.3f} vs current, below the margin {margin}"
+    if promoted:
+        write_pointer(root, candidate_version, candidate, f"round {round_}: {reason}")
+    decision = {"kind": "round", "round": round_, "time": time.time(), "promoted": promoted,
+                "current_version": cur["version"], "candidate_version": candidate_version,
+                "served_after": candidate_version if promoted else cur["version"],
+                "current_score": scores.current, "candidate_score": scores.candidate, "margin": margin,
+                "evaluator": evaluator.name, "n_eval": scores.n, "n_prompts": n_prompts, "reason": reason,
+                "confidence": confidence, "p_value": test.get("p_value"),
+                "details": {**scores.details, **(extra or {}),
+                            "significance": {k: v for k, v in test.items() if k != "summary"}}}
+    record_decision(root, f"round-{round_:05d}", decision)
+    return decision
+
+
+def rollback(root: str | Path, reason: str = "manual rollback") -> dict[str, Any]:
+    root = Path(root)
+    before = read_pointer(root)
+    after = pop_pointer(root, reason)
+    decision = {"kind": "rollback", "round": read_state(root)["rounds"], "time": time.time(), "promoted": False,
+                "current_version": before["version"], "candidate_version": after["version"],
+                "served_after": after["version"], "margin": 0.0, "evaluator": "", "n_eval": 0, "n_prompts": 0,
+                "reason": reason}
+    record_decision(root, f"rollback-{time.time_ns()}", decision)
+    return decision

@@ -1,0 +1,54 @@
+"""The ``decisions`` table: one row per promotion decision (a round's gate, or a rollback), and its rendering."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from opentao.store import atomic_write_bytes
+
+DECISION_SCHEMA = pa.schema([
+    ("kind", pa.string()), ("round", pa.int64()), ("time", pa.float64()), ("promoted", pa.bool_()),
+    ("current_version", pa.string()), ("candidate_version", pa.string()), ("served_after", pa.string()),
+    ("current_score", pa.float64()), ("candidate_score", pa.float64()), ("margin", pa.float64()),
+    ("evaluator", pa.string()), ("n_eval", pa.int64()), ("n_prompts", pa.int64()), ("reason", pa.string()),
+    ("details", pa.string()), ("confidence", pa.float64()), ("p_value", pa.float64()),
+])
+
+
+def record_decision(root: Path, key: str, row: dict[str, Any]) -> None:
+    full = {name: row.get(name) for name in DECISION_SCHEMA.names}
+    full["details"] = json.dumps(row.get("details") or {}, sort_keys=True)
+    full["time"] = full["time"] or time.time()
+    buf = pa.BufferOutputStream()
+    pq.write_table(pa.Table.from_pylist([full], schema=DECISION_SCHEMA), buf)
+    atomic_write_bytes(root / "tables" / "decisions" / f"part-{key}.parquet", buf.getvalue().to_pybytes())
+
+
+def read_decisions(root: str | Path) -> list[dict[str, Any]]:
+    parts = sorted((Path(root) / "tables" / "decisions").glob("part-*.parquet"))
+    rows = [r for p in parts for r in pq.read_table(p).to_pylist()]
+    return sorted(rows, key=lambda r: r["time"])
+
+
+def format_decision(d: dict[str, Any]) -> str:
+    if d["kind"] == "rollback":
+        return f"rollback: {d['current_version']} → {d['served_after']} ({d['reason']})"
+    if d.get("current_score") is None:
+        return f"round {d['round']}: not promoted — {d['reason']}; serving {d['served_after']}"
+    verdict = "PROMOTED" if d["promoted"] else "not promoted"
+    return (f"round {d['round']}: {d.get('evaluator')} gate: current {d['current_version']} "
+            f"{d['current_score']:.3f} vs candidate {d['candidate_version']} {d['candidate_score']:.3f} "
+            f"(n={d.get('n_eval')}, margin {d['margin']}{_significance(d)}) → {verdict}; "
+            f"serving {d['served_after']}")
+
+
+def _significance(d: dict[str, Any]) -> str:
+    if d.get("p_value") is None:
+        return ""
+    return f", p={d['p_value']:.3g} at confidence {d.get('confidence')}"
