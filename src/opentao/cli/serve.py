@@ -1,7 +1,7 @@
 """The flywheel verbs of ``tao``: ``serve``, ``keys``, ``flywheel``, ``rollback``, ``decisions``.
 
-They are registered on the shared app (``opentao.cli_common``) when ``opentao.cli`` imports this module; heavy imports (FastAPI, uvicorn,
-torch) happen inside the commands, so ``tao --help`` stays fast.
+:func:`register` adds them to the app; heavy imports (FastAPI, uvicorn, torch) happen inside the commands, so
+``tao --help`` stays fast.
 """
 
 from __future__ import annotations
@@ -12,16 +12,11 @@ from typing import Annotated, Optional
 
 import typer
 
-from opentao.cli_common import ConfigOpt, SetOpt, app, out
+from opentao.cli.app import ConfigOpt, SetOpt, _setup_logging, out
 from opentao.errors import TaoError
 
 DirOpt = Annotated[str, typer.Option("--dir", "-d", help="serve/flywheel directory (log, keys, models)")]
 
-keys_app = typer.Typer(no_args_is_help=True, help="API keys of `tao serve` (stored as SHA-256 hashes).")
-app.add_typer(keys_app, name="keys")
-
-
-@app.command()
 def serve(
     model: Annotated[str, typer.Option("--model", "-m", help="model served on first start ('bundled', a folder)")]
     = "bundled",
@@ -76,7 +71,6 @@ def serve(
         pass
 
 
-@keys_app.command("add")
 def keys_add(key_id: Annotated[str, typer.Argument(help="a name for the key, logged with each request")],
              dir_: DirOpt = "flywheel",
              rpm: Annotated[Optional[int], typer.Option(help="requests/minute for this key")] = None) -> None:
@@ -87,7 +81,6 @@ def keys_add(key_id: Annotated[str, typer.Argument(help="a name for the key, log
     print(add_key(dir_, key_id, rpm=rpm))
 
 
-@keys_app.command("list")
 def keys_list(dir_: DirOpt = "flywheel") -> None:
     """Key ids (never the keys)."""
     from opentao.serve.keys import list_keys
@@ -97,7 +90,6 @@ def keys_list(dir_: DirOpt = "flywheel") -> None:
                   + (f"  rpm {k['rpm']}" if "rpm" in k else ""), highlight=False, soft_wrap=True)
 
 
-@keys_app.command("revoke")
 def keys_revoke(key_id: Annotated[str, typer.Argument()], dir_: DirOpt = "flywheel") -> None:
     """Delete a key (a running server stops accepting it within a request)."""
     from opentao.serve.keys import revoke_key
@@ -106,14 +98,12 @@ def keys_revoke(key_id: Annotated[str, typer.Argument()], dir_: DirOpt = "flywhe
     out.print(f"revoked {key_id}")
 
 
-@app.command()
 def flywheel(
     config: ConfigOpt = None, set_: SetOpt = None,
     dir_: Annotated[Optional[str], typer.Option("--dir", "-d", help="serve/flywheel directory")] = None,
     every: Annotated[Optional[str], typer.Option(help="repeat, e.g. 30m or 6h (default: one round)")] = None,
 ) -> None:
     """One round on traffic logged since the last: export → TAO round → gate → promote or not."""
-    from opentao.cli_common import _setup_logging
     from opentao.flywheel import load_flywheel_config, parse_duration, run_round
 
     cfg = load_flywheel_config(config, set_, dir=dir_)
@@ -129,7 +119,6 @@ def flywheel(
         time.sleep(pause)
 
 
-@app.command()
 def rollback(dir_: DirOpt = "flywheel",
              reason: Annotated[str, typer.Option(help="recorded with the decision")] = "manual rollback") -> None:
     """Serve the previous model again (the running server switches within seconds)."""
@@ -139,7 +128,6 @@ def rollback(dir_: DirOpt = "flywheel",
     out.print(format_decision(do_rollback(dir_, reason)), highlight=False, soft_wrap=True)
 
 
-@app.command()
 def decisions(dir_: DirOpt = "flywheel") -> None:
     """The promotion decisions recorded in DIR (rounds and rollbacks), oldest first."""
     from opentao.flywheel import format_decision, read_decisions
@@ -151,3 +139,16 @@ def decisions(dir_: DirOpt = "flywheel") -> None:
         out.print(format_decision(d), highlight=False, soft_wrap=True)
     pointer = read_pointer(dir_)
     out.print(f"serving now: {pointer['version'] if pointer else 'nothing yet'}", highlight=False, soft_wrap=True)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``serve``, ``flywheel``, ``rollback``, ``decisions`` and the ``keys`` group to ``app``."""
+    app.command()(serve)
+    app.command()(flywheel)
+    app.command()(rollback)
+    app.command()(decisions)
+    keys_app = typer.Typer(no_args_is_help=True, help="API keys of `tao serve` (stored as SHA-256 hashes).")
+    keys_app.command("add")(keys_add)
+    keys_app.command("list")(keys_list)
+    keys_app.command("revoke")(keys_revoke)
+    app.add_typer(keys_app, name="keys")

@@ -1,20 +1,17 @@
-"""The ``tao`` command line. Every verb reads a config (optional YAML + ``--set key=value`` overrides), works in
-a run directory, and skips work that is already there. User errors print one line and exit with status 2."""
+"""The run and stage verbs of ``tao``: ``generate``, ``score``, ``train``, ``eval``, ``run``, ``quickstart``,
+``prepare``, ``tables``. Every verb reads a config (optional YAML + ``--set key=value`` overrides), works in a run
+directory, and skips work that is already there; :func:`register` adds them to the app."""
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from opentao.cli_common import (  # noqa: F401  (re-exported: the verbs below and tests use them)
-    ConfigOpt, ForceOpt, ModelOpt, PromptsOpt, RoundOpt, RunDirOpt, SetOpt, _setup_logging, app, out,
-)
+from opentao.cli.app import ConfigOpt, ForceOpt, ModelOpt, PromptsOpt, RoundOpt, RunDirOpt, SetOpt, out
 from opentao.config import RunConfig, load_config
 from opentao.errors import TaoError
 
@@ -29,7 +26,6 @@ def _open(cfg: RunConfig, *stages: str):
     return open_run(cfg, stages)
 
 
-@app.command()
 def generate(config: ConfigOpt = None, set_: SetOpt = None, run_dir: RunDirOpt = None, model: ModelOpt = None,
              prompts: PromptsOpt = None, round_: RoundOpt = 1,
              k: Annotated[Optional[int], typer.Option(help="candidates per prompt")] = None) -> None:
@@ -42,7 +38,6 @@ def generate(config: ConfigOpt = None, set_: SetOpt = None, run_dir: RunDirOpt =
               f"({stats['parts_skipped']}/{stats['parts']} parts already done) → {cfg.run_dir}")
 
 
-@app.command()
 def score(config: ConfigOpt = None, set_: SetOpt = None, run_dir: RunDirOpt = None, round_: RoundOpt = 1,
           gold: Annotated[Optional[Path], typer.Option(
               help="labels (JSONL/CSV/Parquet with the prompts' ids and a gold 'sql' or 'answer') to check each "
@@ -96,7 +91,6 @@ def integrity_table(summary: dict) -> Table:
     return tbl
 
 
-@app.command()
 def train(config: ConfigOpt = None, set_: SetOpt = None, run_dir: RunDirOpt = None, model: ModelOpt = None,
           round_: RoundOpt = 1, force: ForceOpt = False) -> None:
     """Stage 3: train toward high scorers (rft, dpo or grpo; LoRA) and save a merged model folder."""
@@ -108,7 +102,6 @@ def train(config: ConfigOpt = None, set_: SetOpt = None, run_dir: RunDirOpt = No
               f"({stats['parameters']:,} parameters, same as the base)")
 
 
-@app.command("eval")
 def eval_(
     model: Annotated[str, typer.Option("--model", "-m", help="model to evaluate")] = "bundled",
     task: Annotated[str, typer.Option(help="task: sql | docqa | instruct")] = "sql",
@@ -137,7 +130,6 @@ def eval_(
     out.print(f"{model}: {task} accuracy {fmt_acc(res)}; {res['mean_new_tokens']:.1f} new tokens/answer")
 
 
-@app.command()
 def run(config: Annotated[Path, typer.Argument(help="YAML config")], set_: SetOpt = None,
         run_dir: RunDirOpt = None, force: ForceOpt = False) -> None:
     """A whole TAO run (all rounds) from a config; re-running resumes where it stopped."""
@@ -150,7 +142,6 @@ def run(config: Annotated[Path, typer.Argument(help="YAML config")], set_: SetOp
     _print_tables(cfg.run_dir)
 
 
-@app.command()
 def quickstart(run_dir: RunDirOpt = None, set_: SetOpt = None) -> None:
     """One TAO round on text-to-SQL over the real Chinook database with the bundled model (~12 min on 2 cores)."""
     from opentao.paths import cache_dir
@@ -179,7 +170,6 @@ def quickstart(run_dir: RunDirOpt = None, set_: SetOpt = None) -> None:
     _print_tables(cfg.run_dir)
 
 
-@app.command()
 def prepare(task: Annotated[str, typer.Argument(help="task to build: sql-chinook (or sql) | docqa | instruct")] = "sql-chinook",
             out_dir: Annotated[Optional[Path], typer.Option("--out", help="folder for the task files")] = None) -> None:
     """Build a bundled task's files (train prompts without labels, held-out test with gold, the database)."""
@@ -200,7 +190,6 @@ def _print_tables(run_dir: str) -> None:
     out.print("tables: " + ", ".join(f"{k}={v}" for k, v in counts.items()))
 
 
-@app.command()
 def tables(run_dir: Annotated[str, typer.Argument(help="run directory")]) -> None:
     """Row counts of each table in a run directory (query them with DuckDB: RUN/tables/<name>/*.parquet)."""
     if not Path(run_dir).is_dir():
@@ -208,29 +197,13 @@ def tables(run_dir: Annotated[str, typer.Argument(help="run directory")]) -> Non
     _print_tables(run_dir)
 
 
-def main() -> None:
-    _setup_logging()
-    try:
-        app(standalone_mode=False)
-    except TaoError as exc:
-        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)  # one line, never wrapped
-        sys.exit(2)
-    except KeyboardInterrupt:
-        Console(stderr=True).print("interrupted: finished parts are kept; re-run the same command to resume")
-        sys.exit(130)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except Exception as exc:  # click usage errors come through here in non-standalone mode
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise
-
-
-from opentao import cli_serve as _cli_serve  # noqa: E402,F401  (registers serve, keys, flywheel, rollback; it
-#                                                imports opentao.cli_common, never this module: no cycle)
-from opentao import cli_inspect as _cli_inspect  # noqa: E402  (no cycle: it does not import this module)
-
-_cli_inspect.register(app, out)
+def register(app: typer.Typer) -> None:
+    """Add the run and stage verbs to ``app``, in the order ``tao --help`` lists them."""
+    app.command()(generate)
+    app.command()(score)
+    app.command()(train)
+    app.command("eval")(eval_)
+    app.command()(run)
+    app.command()(quickstart)
+    app.command()(prepare)
+    app.command()(tables)

@@ -1,8 +1,8 @@
 """What every ``tao`` verb module shares: the Typer app, the console, the common options and logging set-up.
 
-``opentao.cli`` (the run/stage verbs and ``main``), ``opentao.cli_serve`` (serve, keys, flywheel, rollback) and
-``opentao.cli_inspect`` (inspect, report) all import from here and none imports another, so the command has no
-import cycle; ``opentao.cli`` registers the others' verbs on the app.
+The verb modules (:mod:`opentao.cli.run`, :mod:`opentao.cli.serve`, :mod:`opentao.cli.inspect`) import this
+module and never each other; each has a ``register(app)`` that :mod:`opentao.cli` calls explicitly, so no verb
+is registered as a side effect of an import and the command has no import cycle.
 """
 
 from __future__ import annotations
