@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "gate_cases.json"))
     args = ap.parse_args(argv)
     sys.path.insert(0, str(ROOT / "src"))
-    from opentao.serve.testing import tiny_random_llama
+    from opentao.testing import tiny_random_llama
 
     with tempfile.TemporaryDirectory() as tmp:
         model = tiny_random_llama(Path(tmp) / "tiny")

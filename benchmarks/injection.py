@@ -76,7 +76,7 @@ def main() -> None:
     args = ap.parse_args()
 
     from opentao.score.llm import make_backend
-    from tests.judge_stub import StubBackend
+    from opentao.testing import StubBackend
 
     rows = corpus()[: args.limit]
     if args.base_url:

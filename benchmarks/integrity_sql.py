@@ -63,7 +63,7 @@ def main() -> None:
     from opentao.models import resolve_model
     from opentao.pipeline import prepare_task
     from opentao.serve.app import ServeSettings, create_app
-    from opentao.serve.testing import serve_in_thread
+    from opentao.testing import serve_in_thread
 
     task = prepare_task("sql")
     questions, gold = (task / name for name in SPLITS[args.split])

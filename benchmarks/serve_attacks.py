@@ -55,7 +55,7 @@ def post(url: str, body: dict | bytes, timeout: float = 120, headers: dict | Non
 
 def probe_stop_20k(model: str, work: Path) -> dict:
     from opentao.serve.app import create_app
-    from opentao.serve.testing import serve_in_thread
+    from opentao.testing import serve_in_thread
 
     innocent = {"model": "tao", "messages": CHAT, "max_tokens": 8, "temperature": 0}
     with serve_in_thread(create_app(model, serve_dir=work / "stop")) as url:
@@ -73,7 +73,7 @@ def probe_stop_20k(model: str, work: Path) -> dict:
 def probe_surrogate(model: str, work: Path) -> dict:
     from opentao.serve.app import create_app
     from opentao.serve.log import read_rows
-    from opentao.serve.testing import serve_in_thread
+    from opentao.testing import serve_in_thread
 
     # in the prompt (reaches the tokenizer) and in the `user` field (only the log sees it: such a request is
     # generated in the same batch as innocent ones and logged in the same group commit)
@@ -118,7 +118,7 @@ def _surrogate_rows_in_the_log(root: Path) -> dict:
 
 def probe_huge_int(model: str, work: Path) -> dict:
     from opentao.serve.app import create_app
-    from opentao.serve.testing import serve_in_thread
+    from opentao.testing import serve_in_thread
 
     body = b'{"model": "tao", "messages": [{"role": "user", "content": "x"}], "max_tokens": ' + b"9" * 5000 + b"}"
     with serve_in_thread(create_app(model, serve_dir=work / "int")) as url:
@@ -129,7 +129,7 @@ def probe_last_key(model: str, work: Path) -> dict:
     from opentao.serve.app import create_app
     from opentao.serve.keys import add_key, revoke_key
     from opentao.serve.log import read_rows
-    from opentao.serve.testing import serve_in_thread
+    from opentao.testing import serve_in_thread
 
     d = work / "keys"
     key = add_key(d, "only")
@@ -144,7 +144,7 @@ def probe_last_key(model: str, work: Path) -> dict:
 
 def probe_queue(model: str, work: Path) -> dict:
     from opentao.serve.app import create_app
-    from opentao.serve.testing import serve_in_thread
+    from opentao.testing import serve_in_thread
 
     async def flood(url: str) -> list[tuple[int | str, str | None, float]]:
         limits = httpx.Limits(max_connections=400)
@@ -172,7 +172,7 @@ def probe_queue(model: str, work: Path) -> dict:
 
 def probe_hang_up(model: str, work: Path) -> dict:
     from opentao.serve.app import ServeSettings, create_app
-    from opentao.serve.testing import serve_in_thread
+    from opentao.testing import serve_in_thread
 
     def hang_up(url: str, i: int) -> None:
         u = urlparse(url)
@@ -253,7 +253,7 @@ def main() -> None:
     args = ap.parse_args()
 
     import opentao
-    from opentao.serve.testing import tiny_random_llama
+    from opentao.testing import tiny_random_llama
 
     work = Path(tempfile.mkdtemp(prefix="serve-attacks-"))
     model = str(tiny_random_llama(work / "tiny-llama"))

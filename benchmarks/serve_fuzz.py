@@ -37,7 +37,7 @@ def main() -> None:
 
     from opentao.serve.app import ServeSettings, create_app
     from opentao.serve.log import read_rows
-    from opentao.serve.testing import serve_in_thread, tiny_random_llama
+    from opentao.testing import serve_in_thread, tiny_random_llama
 
     work = Path(tempfile.mkdtemp(prefix="serve-fuzz-"))
     model = tiny_random_llama(work / "tiny-llama")

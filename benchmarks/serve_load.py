@@ -48,7 +48,7 @@ def main() -> None:
     args = ap.parse_args()
 
     from opentao.serve.log import read_rows
-    from opentao.serve.testing import free_port, tiny_random_llama
+    from opentao.testing import free_port, tiny_random_llama
 
     work = Path(tempfile.mkdtemp(prefix="serve-load-"))
     model = args.model or str(tiny_random_llama(work / "tiny-llama"))

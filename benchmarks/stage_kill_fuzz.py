@@ -2,7 +2,7 @@
 
     PYTHONPATH=src python benchmarks/stage_kill_fuzz.py [--kills 10] [--seed 0] [--out FILE]
 
-A tiny config (the 2-layer random Llama of ``opentao.serve.testing``, 4 prompts, k=2, one prompt per part,
+A tiny config (the 2-layer random Llama of ``opentao.testing``, 4 prompts, k=2, one prompt per part,
 a regex scorer, 4 LoRA steps checkpointed every step, a 4-row docqa eval set) runs twice uninterrupted (the
 reference, and a rerun that must equal it). Then, for each stage of a round — generate, score, train, eval
 (the round-1 eval) — a run directory holding the reference's outputs of the earlier stages (what an
@@ -204,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "stage_kill_fuzz.json"))
     args = ap.parse_args(argv)
     sys.path.insert(0, str(ROOT / "src"))
-    from opentao.serve.testing import tiny_random_llama
+    from opentao.testing import tiny_random_llama
 
     rng = random.Random(args.seed)
     t0 = time.time()

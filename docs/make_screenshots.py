@@ -58,7 +58,7 @@ def inspect_prompt(run: str, prompt: str, out: Path) -> None:
 def dashboard(serve_dir: str, png: Path) -> None:
     from opentao.serve.app import create_app
     from opentao.serve.keys import add_key, revoke_key
-    from opentao.serve.testing import serve_in_thread
+    from opentao.testing import serve_in_thread
 
     key_id = f"screenshot-{os.getpid()}"
     key = add_key(serve_dir, key_id)

@@ -29,7 +29,7 @@ URL=http://127.0.0.1:$PORT
 MODEL=${MODEL:-}
 if [ -z "$MODEL" ]; then
   MODEL=$WORK/tiny-llama
-  "$PY" -c "from opentao.serve.testing import tiny_random_llama as t; t('$MODEL', init_scale=0.2)" \
+  "$PY" -c "from opentao.testing import tiny_random_llama as t; t('$MODEL', init_scale=0.2)" \
     >"$WORK/model.log" 2>&1 || { cat "$WORK/model.log" >&2; exit 1; }
 fi
 say() { printf '\n== %s\n' "$*"; }

@@ -31,11 +31,19 @@ def bundled_tokenizer_dir(tmp_path_factory) -> Path:
 def tiny_model_dir(tmp_path_factory) -> Path:
     """A 2-layer random Llama with the real tokenizer, saved as an HF folder (~1.6M parameters, seed 0).
 
-    The same builder serves the load test, the flywheel demo and CI (``opentao.serve.testing``).
+    The same builder serves the load test, the flywheel demo and CI (``opentao.testing``).
     """
-    from opentao.serve.testing import tiny_random_llama
+    from opentao.testing import tiny_random_llama
 
     return tiny_random_llama(tmp_path_factory.mktemp("tiny-llama"))
+
+
+@pytest.fixture(scope="session")
+def other_model_dir(tmp_path_factory, tiny_model_dir) -> Path:
+    """The tiny Llama re-initialised (another seed, larger init scale): same architecture, different answers."""
+    from opentao.testing import reinit_model
+
+    return reinit_model(tiny_model_dir, tmp_path_factory.mktemp("other-llama"), seed=1, init_scale=0.2)
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> Path:

@@ -29,7 +29,7 @@ from typing import Any
 
 from opentao.generate.backend import GenOutput, GenRequest, TokenLogprob
 from opentao.serve.app import ServeSettings, create_app
-from opentao.serve.testing import serve_in_thread
+from opentao.testing import serve_in_thread
 
 CHAT_PATH = "/v1/chat/completions"
 

@@ -11,10 +11,9 @@ from opentao.flywheel import record_decision
 from opentao.report.page import write_report
 from opentao.serve.app import create_app
 from opentao.serve.keys import add_key
-from opentao.serve.testing import serve_in_thread
+from opentao.testing import EchoGenerator, serve_in_thread
 from tests import browser
 from tests.report_fixtures import make_run
-from tests.serve_fixtures import EchoGenerator
 
 pytestmark = pytest.mark.skipif(browser.missing() is not None, reason=f"no browser: {browser.missing()}")
 

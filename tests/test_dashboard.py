@@ -11,8 +11,7 @@ from opentao.flywheel import record_decision
 from opentao.serve.app import create_app
 from opentao.serve.dashboard import percentile, round_rows, traffic_stats
 from opentao.serve.keys import add_key
-from opentao.serve.testing import serve_in_thread
-from tests.serve_fixtures import EchoGenerator
+from opentao.testing import EchoGenerator, serve_in_thread
 
 SECRET = "my-private-question-7f3a"
 

@@ -24,9 +24,8 @@ from opentao.flywheel.gates import ExactMatchEvaluator, GateScores, greedy_answe
 from opentao.serve.app import create_app
 from opentao.serve.host import read_pointer, write_pointer
 from opentao.serve.log import read_rows
-from opentao.serve.testing import serve_in_thread
+from opentao.testing import serve_in_thread
 from tests.conftest import write_jsonl
-from tests.serve_fixtures import other_model_dir  # noqa: F401  (fixture)
 
 TAO = [sys.executable, "-c", "from opentao.cli import main; main()"]
 

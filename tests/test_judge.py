@@ -21,7 +21,7 @@ from opentao.score.guards import (
 from opentao.score.judge import GroupJudgeScorer, JudgeScorer, LogprobJudgeScorer
 from opentao.score.llm import make_backend, parse_group_scores, parse_score, quote
 from opentao.score.registry import build_scorer, build_scorers, score_group_all
-from tests.judge_stub import StubBackend, stub_score
+from opentao.testing import StubBackend, stub_score
 
 
 def _prompt(text: str = "Which artists have albums in the Rock genre?", pid: str = "p1") -> Prompt:
@@ -244,9 +244,9 @@ def test_injection_never_gains_over_clean(kind):
 # --- registry and config ---------------------------------------------------------------------------------
 def test_registry_builds_judges_and_guards_from_specs():
     built = build_scorers([
-        {"type": "judge", "backend": "tests.judge_stub:make_stub"},
-        {"type": "judge_group", "backend": "tests.judge_stub:make_stub", "max_group": 4},
-        {"type": "judge_logprob", "backend": "tests.judge_stub:make_stub", "top_logprobs": 5},
+        {"type": "judge", "backend": "opentao.testing:make_stub"},
+        {"type": "judge_group", "backend": "opentao.testing:make_stub", "max_group": 4},
+        {"type": "judge_logprob", "backend": "opentao.testing:make_stub", "top_logprobs": 5},
         {"type": "length_penalty", "max_length": 200, "weight": 0.5},
         {"type": "repetition_penalty"}, {"type": "relevance"}, {"type": "injection_guard"},
     ])
@@ -260,12 +260,12 @@ def test_registry_builds_judges_and_guards_from_specs():
     ({"type": "judge"}, "needs 'base_url'"),
     ({"type": "judge", "base_url": "http://127.0.0.1:9/v1", "temprature": 0}, "temprature"),
     ({"type": "judge", "backend": "carrier-pigeon"}, "unknown judge backend"),
-    ({"type": "judge_group", "backend": "tests.judge_stub:make_stub", "max_group": 1}, "max_group"),
-    ({"type": "judge", "backend": "tests.judge_stub:make_stub", "lo": 5, "hi": 1}, "hi > lo"),
+    ({"type": "judge_group", "backend": "opentao.testing:make_stub", "max_group": 1}, "max_group"),
+    ({"type": "judge", "backend": "opentao.testing:make_stub", "lo": 5, "hi": 1}, "hi > lo"),
     ({"type": "judge_logprob"}, "needs 'base_url'"),
-    ({"type": "judge_logprob", "backend": "tests.judge_stub:make_stub", "top_logprobs": 0}, "from 1 to 20"),
-    ({"type": "judge_logprob", "backend": "tests.judge_stub:make_stub", "top_logprobs": 21}, "from 1 to 20"),
-    ({"type": "judge_logprob", "backend": "tests.judge_stub:make_stub", "lo": 1}, "'lo'"),
+    ({"type": "judge_logprob", "backend": "opentao.testing:make_stub", "top_logprobs": 0}, "from 1 to 20"),
+    ({"type": "judge_logprob", "backend": "opentao.testing:make_stub", "top_logprobs": 21}, "from 1 to 20"),
+    ({"type": "judge_logprob", "backend": "opentao.testing:make_stub", "lo": 1}, "'lo'"),
 ])
 def test_bad_judge_specs(spec, needle):
     with pytest.raises(TaoError, match=needle):

@@ -13,7 +13,7 @@ from opentao.generate.backend import GenRequest
 from opentao.records import Candidate, Prompt
 from opentao.score.judge import YES_NO_QUESTION, LogprobJudgeScorer, yes_probability
 from opentao.score.llm import LocalBackend
-from tests.judge_stub import StubBackend, stub_score
+from opentao.testing import StubBackend, stub_score
 
 PROMPT = Prompt("p1", [{"role": "user", "content": "Which artists have albums in the Rock genre?"}])
 L = math.log
@@ -143,7 +143,7 @@ def test_hf_judge_on_a_tiny_model_never_crashes_and_reads_yes_no_over_the_whole_
 def test_openai_backend_through_the_gateway_matches_the_local_model(tiny_model_dir):
     from opentao.generate.openai_api import OpenAIBackend
     from opentao.serve.app import ServeSettings, create_app
-    from opentao.serve.testing import serve_in_thread
+    from opentao.testing import serve_in_thread
 
     local = LocalBackend(str(tiny_model_dir), dtype="fp32").next_token_logprobs(REQS, 20)
     app = create_app(str(tiny_model_dir), settings=ServeSettings(dtype="fp32"))

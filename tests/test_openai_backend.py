@@ -9,7 +9,7 @@ import pytest
 
 from opentao.generate.backend import Generator, GenRequest
 from opentao.generate.openai_api import EndpointError, OpenAIBackend
-from opentao.serve.testing import free_port
+from opentao.testing import free_port
 from tests.endpoint_faults import serve_model
 
 MSG = [{"role": "user", "content": "Say something."}]

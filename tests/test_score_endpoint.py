@@ -18,11 +18,9 @@ from opentao.config import ScoreConfig
 from opentao.errors import TaoError
 from opentao.records import Candidate, Prompt
 from opentao.score.stage import run_score
-from opentao.serve.testing import free_port
 from opentao.store import RunStore
+from opentao.testing import free_port, reply as stub_reply, yes_no_logprobs
 from tests.conftest import write_jsonl
-from tests.judge_stub import reply as stub_reply
-from tests.judge_stub import yes_no_logprobs
 from tests.endpoint_faults import serve_model
 
 TAO = [sys.executable, "-c", "from opentao.cli import main; main()"]

@@ -17,8 +17,7 @@ from opentao.serve.host import ModelHost, Served, read_pointer, write_pointer
 from opentao.serve.keys import add_key
 from opentao.serve.log import SEQ_STRIDE, InferenceLog, decode_segment, encode_line, normalize_row, read_rows
 from opentao.serve.redact import redact
-from opentao.serve.testing import serve_in_thread
-from tests.serve_fixtures import EchoGenerator, other_model_dir  # noqa: F401  (fixture)
+from opentao.testing import EchoGenerator, serve_in_thread
 
 CHAT = [{"role": "user", "content": "Say something."}]
 

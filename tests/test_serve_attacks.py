@@ -21,8 +21,7 @@ from opentao.serve.app import ServeSettings, create_app
 from opentao.serve.keys import add_key, revoke_key
 from opentao.serve.log import InferenceLog, read_rows
 from opentao.serve.schemas import MAX_STOP_CHARS
-from opentao.serve.testing import serve_in_thread
-from tests.serve_fixtures import EchoGenerator
+from opentao.testing import EchoGenerator, serve_in_thread
 
 CHAT = [{"role": "user", "content": "Say something."}]
 URL = "/v1/chat/completions"

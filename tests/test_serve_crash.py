@@ -14,7 +14,7 @@ import httpx
 import openai
 
 from opentao.serve.log import decode_segment, read_rows
-from opentao.serve.testing import free_port
+from opentao.testing import free_port
 
 TAO = [sys.executable, "-c", "from opentao.cli import main; main()"]
 

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from opentao.serve.log import InferenceLog, read_rows
-from opentao.serve.testing import free_port
+from opentao.testing import free_port
 
 TAO = [sys.executable, "-c", "from opentao.cli import main; main()"]
 CHAT = [{"role": "user", "content": "Say something."}]

@@ -12,8 +12,7 @@ import pytest
 
 from opentao.serve.app import create_app
 from opentao.serve.log import read_rows
-from opentao.serve.testing import serve_in_thread
-from tests.serve_fixtures import EchoGenerator, other_model_dir  # noqa: F401  (fixture)
+from opentao.testing import EchoGenerator, serve_in_thread
 
 CHAT = [{"role": "user", "content": "Name three colours."}]
 

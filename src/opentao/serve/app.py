@@ -23,7 +23,7 @@ what OpenAI clients expect; time to first token equals the full latency. ``/v1/c
 prompt as one user turn through the chat template (the served models are chat models).
 
 Without ``serve_dir`` nothing is logged, no keys are checked and the model never changes: the mode for local
-use and for tests that need an OpenAI-compatible endpoint (see ``opentao.serve.testing``).
+use and for tests that need an OpenAI-compatible endpoint (see ``opentao.testing``).
 """
 
 from __future__ import annotations
