@@ -14,7 +14,7 @@ import math
 import re
 
 from opentao.generate.hf import GenOutput, GenRequest
-from opentao.score.guards import content_words
+from opentao.text import content_words
 
 _ANSWER = re.compile(r"<answer-[0-9a-f]+(?: id=\"(\d+)\")?>\n(.*?)\n</answer-[0-9a-f]+>", re.S)
 _TASK = re.compile(r"<task-[0-9a-f]+>\n(.*?)\n</task-[0-9a-f]+>", re.S)
