@@ -8,7 +8,8 @@ import pytest
 
 from opentao.errors import TaoError
 from opentao.records import Candidate, Prompt
-from opentao.score.vote import MajorityVoteScorer, normalize_answer
+from opentao.score.vote import MajorityVoteScorer
+from opentao.text import normalize_answer
 from tests.test_score_sql import make_db
 
 PROMPT = Prompt("p", [{"role": "user", "content": "q"}])

@@ -3,13 +3,17 @@
 Every row is keyed by ``round`` and ``prompt_id`` (and ``candidate_id`` where it applies), so a stage can
 tell which work is already done and skip it on a re-run. Chat messages are stored as JSON text so the
 tables stay flat and easy to query with DuckDB.
+
+A record's Arrow schema is derived from its dataclass (:func:`arrow_schema`), never written by hand: the
+dataclass is the one statement of a table's columns.
 """
 
 from __future__ import annotations
 
 import json
+import types
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar, Union, get_args, get_origin, get_type_hints
 
 import pyarrow as pa
 
@@ -20,12 +24,65 @@ def _dumps(obj: Any) -> str:
     return json.dumps(obj, ensure_ascii=False, sort_keys=True)
 
 
+_SCALARS: dict[Any, pa.DataType] = {str: pa.string(), int: pa.int64(), float: pa.float64(), bool: pa.bool_()}
+T = TypeVar("T", bound=type)
+
+
+def arrow_type(hint: Any) -> pa.DataType:
+    """The Arrow type of a type hint: ``str``/``int``/``float``/``bool`` → string/int64/float64/bool,
+    ``X | None`` → the type of ``X``, ``list[X]`` → list of X, ``dict[K, V]`` → map of K to V."""
+    origin = get_origin(hint)
+    if origin in (Union, types.UnionType):
+        args = [a for a in get_args(hint) if a is not type(None)]
+        if len(args) == 1:
+            return arrow_type(args[0])
+    elif origin is list:
+        return pa.list_(arrow_type(get_args(hint)[0]))
+    elif origin is dict:
+        key, value = get_args(hint)
+        return pa.map_(arrow_type(key), arrow_type(value))
+    elif hint in _SCALARS:
+        return _SCALARS[hint]
+    raise TypeError(f"no Arrow type for {hint!r}: give the field metadata={{'arrow': <a pyarrow type>}}")
+
+
+def arrow_schema(cls: type) -> pa.Schema:
+    """The Arrow schema of a dataclass: one column per field.
+
+    * a field's type is ``field(metadata={"arrow": ...})`` when given, ``string`` for a field named in the
+      class's ``JSON_FIELDS`` (stored as JSON text), else :func:`arrow_type` of its type hint;
+    * the fields named in the class's ``ARROW_LEAD`` come first (the records lead with their ``round`` key), the
+      others follow in declaration order;
+    * every column is nullable (pyarrow's default, which every table written so far has).
+    """
+    hints = get_type_hints(cls)
+    json_fields = set(getattr(cls, "JSON_FIELDS", ()))
+    columns = {}
+    for f in fields(cls):
+        if "arrow" in f.metadata:
+            kind = f.metadata["arrow"]
+        elif f.name in json_fields:
+            kind = pa.string()
+        else:
+            kind = arrow_type(hints[f.name])
+        columns[f.name] = pa.field(f.name, kind)
+    lead = [name for name in getattr(cls, "ARROW_LEAD", ()) if name in columns]
+    return pa.schema([columns[n] for n in lead] + [c for n, c in columns.items() if n not in lead])
+
+
+def with_arrow_schema(cls: T) -> T:
+    """Class decorator (above ``@dataclass``): set ``cls.SCHEMA = arrow_schema(cls)``."""
+    cls.SCHEMA = arrow_schema(cls)
+    return cls
+
+
 @dataclass
 class Row:
     """Base for the records: conversion to and from flat Parquet rows."""
 
-    SCHEMA: ClassVar[pa.Schema]
+    SCHEMA: ClassVar[pa.Schema]  # set by @with_arrow_schema
     JSON_FIELDS: ClassVar[tuple[str, ...]] = ()
+    ARROW_LEAD: ClassVar[tuple[str, ...]] = ("round",)
 
     def to_row(self) -> dict[str, Any]:
         row = asdict(self)
@@ -42,6 +99,7 @@ class Row:
         return cls(**kwargs)
 
 
+@with_arrow_schema
 @dataclass
 class Prompt(Row):
     """One unlabeled task input. ``messages`` is the plain prompt the model is trained to answer directly."""
@@ -52,11 +110,9 @@ class Prompt(Row):
     meta: dict[str, Any] = field(default_factory=dict)
 
     JSON_FIELDS: ClassVar[tuple[str, ...]] = ("messages", "meta")
-    SCHEMA: ClassVar[pa.Schema] = pa.schema(
-        [("round", pa.int64()), ("prompt_id", pa.string()), ("messages", pa.string()), ("meta", pa.string())]
-    )
 
 
+@with_arrow_schema
 @dataclass
 class Candidate(Row):
     """One sampled response.
@@ -79,22 +135,9 @@ class Candidate(Row):
     num_tokens: int = 0
 
     JSON_FIELDS: ClassVar[tuple[str, ...]] = ("source_messages",)
-    SCHEMA: ClassVar[pa.Schema] = pa.schema(
-        [
-            ("round", pa.int64()),
-            ("prompt_id", pa.string()),
-            ("candidate_id", pa.string()),
-            ("strategy", pa.string()),
-            ("source_messages", pa.string()),
-            ("text", pa.string()),
-            ("response", pa.string()),
-            ("answer", pa.string()),
-            ("temperature", pa.float64()),
-            ("num_tokens", pa.int64()),
-        ]
-    )
 
 
+@with_arrow_schema
 @dataclass
 class Score(Row):
     """One scorer's rating of one candidate. ``score`` is None when the scorer abstained.
@@ -108,17 +151,9 @@ class Score(Row):
     score: float | None
     round: int = 0
 
-    SCHEMA: ClassVar[pa.Schema] = pa.schema(
-        [
-            ("round", pa.int64()),
-            ("prompt_id", pa.string()),
-            ("candidate_id", pa.string()),
-            ("scorer", pa.string()),
-            ("score", pa.float64()),
-        ]
-    )
 
 
+@with_arrow_schema
 @dataclass
 class TrainExample(Row):
     """One training example built from scored candidates.
@@ -141,23 +176,9 @@ class TrainExample(Row):
     advantage: float = 0.0
 
     JSON_FIELDS: ClassVar[tuple[str, ...]] = ("prompt_messages",)
-    SCHEMA: ClassVar[pa.Schema] = pa.schema(
-        [
-            ("round", pa.int64()),
-            ("prompt_id", pa.string()),
-            ("kind", pa.string()),
-            ("prompt_messages", pa.string()),
-            ("chosen", pa.string()),
-            ("rejected", pa.string()),
-            ("chosen_id", pa.string()),
-            ("rejected_id", pa.string()),
-            ("chosen_score", pa.float64()),
-            ("rejected_score", pa.float64()),
-            ("advantage", pa.float64()),
-        ]
-    )
 
 
+@with_arrow_schema
 @dataclass
 class EvalResult(Row):
     """One graded answer of one model on one held-out example (gold is used here and nowhere else)."""
@@ -170,19 +191,9 @@ class EvalResult(Row):
     num_tokens: int = 0
     error: str = ""
 
-    SCHEMA: ClassVar[pa.Schema] = pa.schema(
-        [
-            ("round", pa.int64()),
-            ("model", pa.string()),
-            ("example_id", pa.string()),
-            ("prediction", pa.string()),
-            ("correct", pa.bool_()),
-            ("num_tokens", pa.int64()),
-            ("error", pa.string()),
-        ]
-    )
 
 
+@with_arrow_schema
 @dataclass
 class Integrity(Row):
     """One scorer's reward-integrity metrics for one round, against optional gold labels (never trained on).
@@ -211,11 +222,4 @@ class Integrity(Row):
     METRICS: ClassVar[tuple[str, ...]] = (
         "role", "groups", "scored_groups", "candidates", "abstain_share", "best_of_k", "mean_acc", "oracle", "auc",
         "auc_within", "mixed_groups", "zero_var", "vote_acc", "verdict", "degenerate_paid",
-    )
-    SCHEMA: ClassVar[pa.Schema] = pa.schema(
-        [("round", pa.int64()), ("scorer", pa.string()), ("role", pa.string()), ("groups", pa.int64()),
-         ("scored_groups", pa.int64()), ("candidates", pa.int64()), ("abstain_share", pa.float64()),
-         ("best_of_k", pa.float64()), ("mean_acc", pa.float64()), ("oracle", pa.float64()), ("auc", pa.float64()),
-         ("auc_within", pa.float64()), ("mixed_groups", pa.int64()), ("zero_var", pa.float64()),
-         ("vote_acc", pa.float64()), ("verdict", pa.string()), ("degenerate_paid", pa.int64())]
     )

@@ -25,11 +25,10 @@ candidate too; ties go to the earlier model): :func:`choose_round`.
 from __future__ import annotations
 
 import math
-from collections import Counter
 from typing import Any
 
 from opentao.records import Candidate
-from opentao.score.vote import normalize_answer
+from opentao.text import normalize_answer, tally
 
 __all__ = ["choose_round", "is_collapsed", "promotion_refusal", "round_telemetry"]
 
@@ -38,7 +37,8 @@ def round_telemetry(candidates: list[Candidate], rewards: dict[str, float | None
     """The statistics of the module doc over one round's candidates (``rewards``: candidate id → combined)."""
     answers = [normalize_answer(c.answer or c.response) for c in candidates]
     answers = [a for a in answers if a]
-    counts = Counter(answers)
+    counts = tally(answers)
+    ranked = sorted(counts.items(), key=lambda kv: -kv[1])  # stable: ties in order of first appearance
     n = len(answers)
     entropy = -sum(k / n * math.log2(k / n) for k in counts.values()) if n else None
     vals = [r for c in candidates if (r := rewards.get(c.candidate_id)) is not None]
@@ -47,9 +47,9 @@ def round_telemetry(candidates: list[Candidate], rewards: dict[str, float | None
         "answered": n,
         "prompts": len({c.prompt_id for c in candidates}),
         "distinct_answers": len(counts),
-        "top_answer_share": counts.most_common(1)[0][1] / n if n else None,
+        "top_answer_share": max(counts.values()) / n if n else None,
         "answer_entropy": entropy,
-        "top_answers": [{"answer": a[:80], "share": k / n} for a, k in counts.most_common(5)],
+        "top_answers": [{"answer": a[:80], "share": k / n} for a, k in ranked[:5]],
         "mean_tokens": sum(c.num_tokens for c in candidates) / len(candidates) if candidates else None,
         "mean_chars": sum(len(c.response) for c in candidates) / len(candidates) if candidates else None,
         "mean_reward": sum(vals) / len(vals) if vals else None,

@@ -40,7 +40,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from opentao.generate.backend import GenOutput, GenRequest
-from opentao.score.guards import content_words
+from opentao.text import content_words
 
 
 def free_port(host: str = "127.0.0.1") -> int:

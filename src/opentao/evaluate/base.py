@@ -75,9 +75,9 @@ def evaluate_task(
 ) -> dict:
     """Greedy answers on the held-out split → accuracy (+ Wilson 95% CI), per-example correctness, mean new
     tokens, latency per request (batched) and parameter count. Cached in ``store`` when one is given."""
-    from opentao.generate.hf import GenRequest, HFGenerator
+    from opentao.generate.greedy import greedy_answers
+    from opentao.generate.hf import HFGenerator
     from opentao.models import load_model
-    from opentao.progress import progress_bar
 
     rows = load_eval_rows(data, evaluator.gold_fields, evaluator.task, max_examples)
     label = label or model
@@ -88,14 +88,9 @@ def evaluate_task(
             return done
     lm, tok = load_model(model, dtype=dtype, device=device)
     gen = HFGenerator(lm, tok, batch_size=batch_size)
-    requests = [GenRequest(r["messages"], 0.0, max_new_tokens, stop=tuple(stop)) for r in rows]
-    outputs = []
     t0 = time.perf_counter()
-    with progress_bar(f"eval {label}", total=len(rows), unit="answers", rates=("tokens",),
-                      every_s=0) as advance:
-        for start in range(0, len(requests), batch_size):
-            outputs.extend(gen.generate(requests[start : start + batch_size]))
-            advance(len(outputs) - start, tokens=sum(o.num_tokens for o in outputs[start:]))
+    outputs = greedy_answers(gen, [r["messages"] for r in rows], max_new_tokens=max_new_tokens, stop=stop,
+                             batch_size=batch_size, progress=f"eval {label}")
     seconds = time.perf_counter() - t0
     results = []
     for r, out in zip(rows, outputs):

@@ -29,7 +29,7 @@ round). The names below are re-exported for users and tests.
 """
 
 from opentao.flywheel.config import FlywheelConfig, GateConfig, load_flywheel_config, parse_duration
-from opentao.flywheel.decisions import DECISION_SCHEMA, format_decision, read_decisions, record_decision
+from opentao.flywheel.decisions import DECISION_SCHEMA, Decision, format_decision, read_decisions, record_decision
 from opentao.flywheel.export import conversations_of, select_prompts, split_holdout
 from opentao.flywheel.gates import GateEvaluator, GateScores, build_evaluator, confidence_test, gate, rollback
 from opentao.flywheel.round import run_round
@@ -37,7 +37,7 @@ from opentao.flywheel.state import STATE_FILE, read_state, write_state
 from opentao.serve.host import read_pointer, write_pointer
 
 __all__ = [
-    "DECISION_SCHEMA", "STATE_FILE", "FlywheelConfig", "GateConfig", "GateEvaluator", "GateScores",
+    "DECISION_SCHEMA", "Decision", "STATE_FILE", "FlywheelConfig", "GateConfig", "GateEvaluator", "GateScores",
     "build_evaluator", "confidence_test", "conversations_of", "format_decision", "gate", "load_flywheel_config",
     "parse_duration", "read_decisions", "read_pointer", "read_state", "record_decision", "rollback", "run_round",
     "select_prompts", "split_holdout", "write_pointer", "write_state",

@@ -4,21 +4,40 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from opentao.records import arrow_schema
 from opentao.store import atomic_write_bytes
 
-DECISION_SCHEMA = pa.schema([
-    ("kind", pa.string()), ("round", pa.int64()), ("time", pa.float64()), ("promoted", pa.bool_()),
-    ("current_version", pa.string()), ("candidate_version", pa.string()), ("served_after", pa.string()),
-    ("current_score", pa.float64()), ("candidate_score", pa.float64()), ("margin", pa.float64()),
-    ("evaluator", pa.string()), ("n_eval", pa.int64()), ("n_prompts", pa.int64()), ("reason", pa.string()),
-    ("details", pa.string()), ("confidence", pa.float64()), ("p_value", pa.float64()),
-])
+@dataclass
+class Decision:
+    """One row of the decisions table: a gate's verdict or a rollback (a value never given is null)."""
+
+    kind: str | None = None  # round | rollback
+    round: int | None = None
+    time: float | None = None
+    promoted: bool | None = None
+    current_version: str | None = None
+    candidate_version: str | None = None
+    served_after: str | None = None
+    current_score: float | None = None
+    candidate_score: float | None = None
+    margin: float | None = None
+    evaluator: str | None = None
+    n_eval: int | None = None
+    n_prompts: int | None = None
+    reason: str | None = None
+    details: str | None = None  # JSON
+    confidence: float | None = None
+    p_value: float | None = None
+
+
+DECISION_SCHEMA = arrow_schema(Decision)
 
 
 def record_decision(root: Path, key: str, row: dict[str, Any]) -> None:

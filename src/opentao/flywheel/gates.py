@@ -42,6 +42,7 @@ from opentao.data import read_table_rows
 from opentao.errors import TaoError
 from opentao.flywheel.decisions import record_decision
 from opentao.flywheel.state import read_state
+from opentao.generate import greedy
 from opentao.generate.backend import GenRequest
 from opentao.records import Message, Prompt
 from opentao.serve.host import pop_pointer, read_pointer, write_pointer
@@ -67,12 +68,9 @@ class GateEvaluator(Protocol):
 
 def greedy_answers(model: str, conversations: list[list[Message]], *, max_new_tokens: int, batch_size: int = 16,
                    dtype: str = "auto", device: str = "auto") -> list[str]:
-    from opentao.generate.hf import HFGenerator
-    from opentao.models import load_model
-
-    lm, tok = load_model(model, dtype=dtype, device=device)
-    gen = HFGenerator(lm, tok, batch_size=batch_size)
-    return [o.text for o in gen.generate([GenRequest(c, 0.0, max_new_tokens) for c in conversations])]
+    """The texts of :func:`opentao.generate.greedy.greedy_answers` (no stops, batches of 16)."""
+    return [o.text for o in greedy.greedy_answers(model, conversations, max_new_tokens=max_new_tokens,
+                                                  batch_size=batch_size, dtype=dtype, device=device)]
 
 
 def _norm(text: str) -> str:

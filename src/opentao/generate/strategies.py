@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass
 
 from opentao.records import Message
+from opentao.text import normalize_answer
 
 COT_INSTRUCTION = (
     "\n\nThink step by step first. Then write the final answer on its own line, starting with 'Final answer:'."
@@ -74,11 +75,6 @@ def final_answer(text: str) -> str:
     return lines[-1] if lines else ""
 
 
-def normalize_answer(text: str) -> str:
-    text = re.sub(r"\s+", " ", text.strip().lower())
-    return text.rstrip(" .!;:")
-
-
 def extract(text: str, strategy: str, mode: str) -> tuple[str, str]:
     """Map a raw sample to (response to train on under the plain prompt, answer used for voting)."""
     if mode == "sql":
@@ -89,9 +85,9 @@ def extract(text: str, strategy: str, mode: str) -> tuple[str, str]:
         return (sql if sql else text.strip()), sql
     if mode == "final_answer":
         ans = final_answer(text)
-        return (ans if strategy == "cot" else text.strip()), normalize_answer(ans)
+        return (ans if strategy == "cot" else text.strip()), normalize_answer(ans, canonical=False)
     # mode "none": train on the text; a cot sample contributes only its final answer
     if strategy == "cot":
         ans = final_answer(text)
-        return ans, normalize_answer(ans)
-    return text.strip(), normalize_answer(text)
+        return ans, normalize_answer(ans, canonical=False)
+    return text.strip(), normalize_answer(text, canonical=False)

@@ -24,6 +24,7 @@ import unicodedata
 
 from opentao.errors import TaoError
 from opentao.records import Candidate, Prompt
+from opentao.text import content_words
 
 __all__ = ["InjectionGuard", "LengthPenalty", "RelevanceFloor", "RepetitionPenalty", "detect_injection"]
 
@@ -99,20 +100,11 @@ class RepetitionPenalty(_Guard):
 
 
 # --- relevance ------------------------------------------------------------------------------------------
-_STOP = set("""a an and are as at be but by can could did do does for from had has have how i if in into is it its
-me my no not of on or our shall should so than that the their them then there these they this those to us was we
-were what when where which who whom why will with would you your please answer question give show list find tell
-select sql query""".split())
-_WORD = re.compile(r"[^\W_]+", re.UNICODE)
-
-
-def content_words(text: str) -> set[str]:
-    """Lowercase words and identifier parts (``customer_id`` → customer, id) of 3+ letters, minus stopwords."""
-    return {w for w in _WORD.findall(text.lower()) if len(w) >= 3 and w not in _STOP}
-
-
 class RelevanceFloor(_Guard):
-    """1.0 when the response shares >= ``min_overlap`` content words with the prompt's turns, else 0.0."""
+    """1.0 when the response shares >= ``min_overlap`` content words with the prompt's turns, else 0.0.
+
+    Content words follow :func:`opentao.text.content_words` with ``rule="identifiers", min_len=3`` (prompts
+    name tables and columns, so ``customer_id`` counts as customer and id)."""
 
     def __init__(self, min_overlap: int = 1, name: str = "relevance", field: str = "response") -> None:
         if min_overlap < 1:
@@ -121,9 +113,10 @@ class RelevanceFloor(_Guard):
         self.name, self.field = name, _field("relevance", field)
 
     def score_group(self, prompt: Prompt, candidates: list[Candidate]) -> list[float | None]:
-        words = content_words(" ".join(m["content"] for m in prompt.messages))
-        return [1.0 if len(words & content_words(getattr(c, self.field) or "")) >= self.min_overlap else 0.0
-                for c in candidates]
+        words = content_words(" ".join(m["content"] for m in prompt.messages), rule="identifiers", min_len=3)
+        shared = [words & content_words(getattr(c, self.field) or "", rule="identifiers", min_len=3)
+                  for c in candidates]
+        return [1.0 if len(s) >= self.min_overlap else 0.0 for s in shared]
 
 
 # --- prompt injection -----------------------------------------------------------------------------------

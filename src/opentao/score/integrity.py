@@ -26,7 +26,7 @@ scorer other than a guard is no better than random (``--force`` overrides).
 
 A candidate is correct when, for a gold ``sql``, its SQL run read-only returns the gold result set (the
 execution-accuracy rule of :mod:`opentao.evaluate.sql`); for a gold ``answer``, when the normalized answers
-are equal (:func:`opentao.score.vote.normalize_answer`).
+are equal (:func:`opentao.text.normalize_answer`).
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ from opentao.errors import TaoError
 from opentao.records import Candidate, Integrity
 from opentao.score.combine import normalize_scores
 from opentao.store import RunStore
+from opentao.text import normalize_answer, plurality, tally
 
 __all__ = ["GUARD_TYPES", "GradedCandidate", "auc", "check_integrity", "load_gold", "majority_label_accuracy",
            "run_integrity", "scorer_integrity"]
@@ -81,17 +82,10 @@ def auc(scores: Sequence[float], labels: Sequence[bool]) -> float | None:
 
 def _vote_correct(group: list[GradedCandidate], weights: list[float]) -> float | None:
     """Correctness of the label with the largest total weight (ties: mean over the tied labels)."""
-    totals: dict[str, float] = defaultdict(float)
-    correct_of: dict[str, bool] = {}
-    for c, w in zip(group, weights):
-        if c.key is not None:
-            totals[c.key] += w
-            correct_of[c.key] = c.correct
-    if not totals:
-        return None
-    top = max(totals.values())
-    tied = [k for k, v in totals.items() if v == top]
-    return sum(correct_of[k] for k in tied) / len(tied)
+    totals = tally([c.key for c in group], weights)
+    correct_of = {c.key: c.correct for c in group if c.key is not None}  # the last candidate's verdict per key
+    tied = plurality(totals)
+    return sum(correct_of[k] for k in tied) / len(tied) if tied else None
 
 
 def majority_label_accuracy(groups: list[list[GradedCandidate]]) -> float | None:
@@ -200,7 +194,6 @@ class _Grader:
         """``(correct, vote key, degenerate)``."""
         if isinstance(gold.get("sql"), str) and gold["sql"].strip():
             return self._grade_sql(cand, gold["sql"])
-        from opentao.score.vote import normalize_answer
 
         key = normalize_answer(cand.answer) or None
         return key is not None and key == normalize_answer(str(gold["answer"])), key, False

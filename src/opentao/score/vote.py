@@ -2,7 +2,7 @@
 
 Two ways to key a candidate:
 
-* ``mode="answer"``: :func:`normalize_answer` of ``candidate.answer`` (empty → no key);
+* ``mode="answer"``: :func:`opentao.text.normalize_answer` of ``candidate.answer`` (empty → no key);
 * ``mode="sql_result"``: the :func:`~opentao.score.sql.result_signature` of the candidate's SQL run safely
   read-only; only *valid* results (ok, non-empty, not truncated, not a whole table, not degenerate: see
   :mod:`opentao.score.sql_degenerate`; ``degenerate=False`` turns that check off) get a key, so broken or
@@ -21,45 +21,14 @@ share (EMPO, Zhang et al. 2025: the share of its semantic cluster), abstaining w
 
 from __future__ import annotations
 
-import re
-from collections import Counter
-from decimal import Decimal, InvalidOperation
-
 from opentao.errors import TaoError
 from opentao.records import Candidate, Prompt
 from opentao.score.sql import SqlExecScorer, result_signature
+from opentao.text import normalize_answer, plurality, tally
 
-__all__ = ["MajorityVoteScorer", "normalize_answer", "soft_vote"]
+__all__ = ["MajorityVoteScorer", "soft_vote"]
 
 _MODES = ("answer", "sql_result")
-_NUMBER_RE = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:e[+-]?\d+)?")
-_THOUSANDS_RE = re.compile(r"[+-]?\d{1,3}(?:,\d{3})+(?:\.\d+)?")
-
-
-def _canonical_number(text: str) -> str | None:
-    if _THOUSANDS_RE.fullmatch(text):
-        text = text.replace(",", "")
-    if not _NUMBER_RE.fullmatch(text):
-        return None
-    try:
-        d = Decimal(text)
-    except InvalidOperation:
-        return None
-    if d == d.to_integral_value():
-        return str(int(d))
-    return format(d.normalize(), "f")
-
-
-def normalize_answer(text: str) -> str:
-    """Canonical form of a final answer for voting.
-
-    Lowercase, strip, collapse whitespace, drop trailing punctuation (``.,;:!?``), and canonicalize a purely
-    numeric answer (``"3.0"`` → ``"3"``, ``"1,000"`` → ``"1000"``, ``"0.50"`` → ``"0.5"``).
-    """
-    text = re.sub(r"\s+", " ", (text or "").strip().lower())
-    text = text.rstrip(" .,;:!?")
-    num = _canonical_number(text)
-    return num if num is not None else text
 
 
 class MajorityVoteScorer:
@@ -110,16 +79,15 @@ class MajorityVoteScorer:
         if self.executor is not None:
             self.executor.reset_cache()
         keys = [self.key(c) for c in candidates]
-        counts = Counter(k for k in keys if k is not None)
+        counts = tally(keys)
         if not counts or max(counts.values()) < self.min_votes:
             return [None] * len(candidates)
-        top = max(counts.values())
-        if self.require_plurality and sum(1 for n in counts.values() if n == top) > 1:
+        winners = plurality(counts)
+        if self.require_plurality and len(winners) > 1:
             return [None] * len(candidates)
         if self.graded:
             voters = sum(counts.values())
             return [counts[k] / voters if k is not None else 0.0 for k in keys]
-        winners = {k for k, n in counts.items() if n == top}
         return [1.0 if k in winners else 0.0 for k in keys]
 
     def __repr__(self) -> str:

