@@ -16,7 +16,7 @@ For each scorer (and the ``combined`` reward), over the groups that have gold:
   al. 2025, "TTRL: Test-Time Reinforcement Learning"), reported on its own as ``majority_label_accuracy``;
 * ``degenerate_paid`` — how many *degenerate-but-valid* candidates the scorer paid for (score > 0): SQL that runs
   and returns rows but answers nothing (an all-NULL/zero single row, or a required literal absent from its
-  column: :mod:`opentao.score.sql_degenerate`). The summary also gives ``degenerate_candidates`` (how many
+  column: :mod:`opentao.sqlsafe.degenerate`). The summary also gives ``degenerate_candidates`` (how many
   there were) and ``degenerate_correct`` (how many of those the gold agrees with: a real answer of 0).
 
 **Verdict.** ``undetermined`` when too little can be concluded (fewer than ``MIN_MIXED_GROUPS`` groups hold
@@ -206,8 +206,8 @@ class _Grader:
         return key is not None and key == normalize_answer(str(gold["answer"])), key, False
 
     def _is_degenerate(self, sql: str, rows: list[tuple]) -> bool:
-        from opentao.score.sql import run_sql_readonly
-        from opentao.score.sql_degenerate import DegenerateChecker
+        from opentao.sqlsafe import run_sql_readonly
+        from opentao.sqlsafe import DegenerateChecker
 
         if not rows:
             return False
@@ -217,7 +217,8 @@ class _Grader:
         return bool(self._degenerate.reason(sql, rows))
 
     def _grade_sql(self, cand: Candidate, gold_sql: str) -> tuple[bool, str | None, bool]:
-        from opentao.score.sql import SqlExecScorer, result_signature, run_sql_readonly
+        from opentao.score.sql import SqlExecScorer
+        from opentao.sqlsafe import result_signature, run_sql_readonly
 
         if not self.db:
             raise TaoError("the gold file has SQL: the integrity check needs the database ('db:' in the config)")
