@@ -37,12 +37,13 @@ def validate(cfg: RunConfig, stages: tuple[str, ...]) -> None:
         build_scorers(with_round_model(with_default_db(cfg.score.scorers, cfg.db), cfg.model))
     if "eval" in stages and cfg.eval.data:
         from opentao.evaluate.base import load_eval_rows
-        from opentao.evaluate.registry import get_evaluator
+        from opentao.tasks import get_task
 
         db = cfg.eval.db or cfg.db
-        if cfg.eval.task == "sql" and (not db or not Path(db).is_file()):
+        task = get_task(cfg.eval.task)
+        if task.needs_db and (not db or not Path(db).is_file()):
             raise TaoError(f"eval needs an existing database (eval.db or db), got {db!r}")
-        evaluator = get_evaluator(cfg.eval.task, db)
+        evaluator = task.grader(db)
         load_eval_rows(cfg.eval.data, evaluator.gold_fields, evaluator.task)
 
 
@@ -117,9 +118,9 @@ def stage_eval(store: RunStore, cfg: RunConfig, model: str, label: str, round_: 
     if not cfg.eval.data:
         return None
     from opentao.evaluate.base import evaluate_task
-    from opentao.evaluate.registry import get_evaluator
+    from opentao.tasks import get_task
 
-    evaluator = get_evaluator(cfg.eval.task, cfg.eval.db or cfg.db)
+    evaluator = get_task(cfg.eval.task).grader(cfg.eval.db or cfg.db)
     return evaluate_task(model, cfg.eval.data, evaluator, label=label, max_examples=cfg.eval.max_examples,
                          batch_size=cfg.eval.batch_size, max_new_tokens=cfg.eval.max_new_tokens,
                          stop=tuple(cfg.eval.stop), store=store,
@@ -245,43 +246,8 @@ def quickstart_config(run_dir: str, task_dir: Path, overrides: list[str] | None 
     )
 
 
-def prepare_sql_task(out_dir: Path) -> dict:
-    """Build the Chinook text-to-SQL task files (train prompts without labels; test with gold) once."""
-    import shutil
-
-    from opentao.tasks.chinook import build_sql_task
-
-    if (out_dir / "test.jsonl").is_file() and (out_dir / "chinook.sqlite").is_file():
-        return {"dir": str(out_dir), "cached": True}
-    info = build_sql_task(out_dir)
-    db = Path(info["db"])
-    dest = out_dir / "chinook.sqlite"
-    if db.resolve() != dest.resolve():
-        tmp = dest.with_name(".chinook.sqlite.tmp")
-        shutil.copyfile(db, tmp)
-        tmp.replace(dest)
-    return info
-
-
-TASK_DIRS = {"sql": "chinook-sql", "docqa": "docqa", "instruct": "instruct"}
-
-
 def prepare_task(task: str, out_dir: Path | None = None) -> Path:
-    """Build a bundled task's files once (``sql``, ``docqa`` or ``instruct``) and return their folder."""
-    from opentao.paths import cache_dir
+    """Build a registered task's files once and return their folder (``opentao.tasks.get_task(task).prepare``)."""
+    from opentao.tasks import get_task
 
-    if task not in TASK_DIRS:
-        raise TaoError(f"unknown task {task!r}: available: {', '.join(TASK_DIRS)}")
-    out = Path(out_dir or cache_dir() / "tasks" / TASK_DIRS[task])
-    if task == "sql":
-        prepare_sql_task(out)
-    elif not (out / "test.jsonl").is_file():
-        if task == "docqa":
-            from opentao.tasks.docqa import build_docqa_task
-
-            build_docqa_task(out)
-        else:
-            from opentao.tasks.instruct import build_instruct_task
-
-            build_instruct_task(out)
-    return out
+    return get_task(task).prepare(out_dir)

@@ -8,7 +8,8 @@ An evaluator compares two model folders and returns both scores on one scale (hi
 
 Built-ins (``gate.kind``):
 
-* ``sql``   — execution accuracy on a labeled dev set (``opentao.evaluate.sql.evaluate_sql``);
+* ``sql``   — execution accuracy on a labeled dev set, graded by the sql task's grader
+  (``opentao.tasks.get_task("sql").grader(db)``, the grading of ``tao eval``);
 * ``exact`` — a labeled dev set of ``{"messages" | "prompt", "answer"}`` rows, greedy answers matched exactly
   (whitespace-normalised) or by containment (``match: contains``);
 * ``judge`` — no labels: a pairwise judge model reads each held-out logged prompt with both models' greedy
@@ -113,18 +114,20 @@ class SqlDevSetEvaluator:
 
     def __init__(self, data: str, db: str, *, max_examples: int | None = None, max_new_tokens: int = 128,
                  stop: tuple[str, ...] = (), dtype: str = "auto", device: str = "auto"):
-        from opentao.evaluate.sql import load_eval_set
+        from opentao.evaluate.base import load_eval_rows
+        from opentao.tasks import get_task
 
-        load_eval_set(data, max_examples)
+        self.grader = get_task("sql").grader(db)
+        load_eval_rows(data, self.grader.gold_fields, self.grader.task, max_examples)
         self.kwargs = dict(max_examples=max_examples, max_new_tokens=max_new_tokens, stop=stop, dtype=dtype,
                            device=device)
         self.data, self.db = data, db
 
     def compare(self, current: str, candidate: str) -> GateScores:
-        from opentao.evaluate.sql import evaluate_sql
+        from opentao.evaluate.base import evaluate_task
 
-        cur = evaluate_sql(current, self.data, self.db, label="current", **self.kwargs)
-        cand = evaluate_sql(candidate, self.data, self.db, label="candidate", **self.kwargs)
+        cur = evaluate_task(current, self.data, self.grader, label="current", **self.kwargs)
+        cand = evaluate_task(candidate, self.data, self.grader, label="candidate", **self.kwargs)
         pairs = None
         if cur.get("per_example", {}).get("ids") == cand.get("per_example", {}).get("ids"):
             pairs = [(float(a), float(b)) for a, b in zip(cur["per_example"]["correct"],
