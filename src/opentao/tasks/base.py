@@ -54,7 +54,7 @@ class Task:
     ``build(out_dir)`` writes the task files into ``out_dir``; ``ready(out_dir)`` says whether they are
     already complete (default: ``test.jsonl`` exists, plus the database when ``needs_db``). ``make_grader(db)``
     returns the :class:`Grader`. ``folder`` is the cache folder name (``chinook-sql`` for SQL, kept so existing
-    caches stay valid); ``title`` names the task in reports.
+    caches stay valid); ``title`` names the task in reports; ``order`` places it in the registry (and reports).
     """
 
     name: str
@@ -66,6 +66,7 @@ class Task:
     make_grader: Callable[[str | None], Grader]
     folder: str = ""
     title: str = ""
+    order: int = 100
     db_name: str | None = None
     ready: Callable[[Path], bool] | None = None
     aliases: tuple[str, ...] = field(default=())

@@ -22,5 +22,6 @@ TASK = Task(
     config_path=Path(__file__).with_name("config.yaml"),
     build=_build,
     title="document QA (BoolQ + DisflQA)",
+    order=1,
     make_grader=lambda _db=None: RowGrader("docqa", GOLD_FIELDS, grade),
 )

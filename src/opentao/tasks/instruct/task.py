@@ -22,5 +22,6 @@ TASK = Task(
     config_path=Path(__file__).with_name("config.yaml"),
     build=_build,
     title="instruction following (XSum + NQ)",
+    order=2,
     make_grader=lambda _db=None: RowGrader("instruct", GOLD_FIELDS, grade),
 )

@@ -39,6 +39,7 @@ TASK = Task(
     make_grader=SqlGrader,
     folder="chinook-sql",
     title="text-to-SQL (Chinook)",
+    order=0,
     db_name=DB_NAME,
     aliases=("sql-chinook", "chinook-sql"),
 )
