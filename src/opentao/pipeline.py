@@ -99,7 +99,7 @@ def stage_integrity(store: RunStore, cfg: RunConfig, round_: int, gold: str) -> 
     from opentao.score.integrity import run_integrity
 
     types = {spec.get("name") or spec.get("type"): spec.get("type") for spec in cfg.score.scorers}
-    return run_integrity(store, gold, round_=round_, db=cfg.db, scorer_types=types)
+    return run_integrity(store, gold, round_=round_, db=cfg.db, scorer_types=types, task=cfg.eval.task)
 
 
 def stage_train(store: RunStore, cfg: RunConfig, round_: int, *, force: bool = False) -> dict:
