@@ -61,11 +61,11 @@ def main() -> None:
         ap.error("--temperature must be in (0, 2]")
 
     from opentao.models import resolve_model
-    from opentao.pipeline import prepare_task
     from opentao.serve.app import ServeSettings, create_app
+    from opentao.tasks import get_task
     from opentao.testing import serve_in_thread
 
-    task = prepare_task("sql")
+    task = get_task("sql").prepare()
     questions, gold = (task / name for name in SPLITS[args.split])
     for path in (questions, gold):
         if not path.is_file():

@@ -2,7 +2,7 @@
 
     PYTHONPATH=src python benchmarks/sql_bounds.py [--src DIR] [--label after] [--out FILE]
 
-Each case runs ``opentao.score.sql.run_sql_readonly`` (from ``--src``, default this checkout's ``src``) in a
+Each case runs ``opentao.sqlsafe.run_sql_readonly`` (``opentao.score.sql`` in older checkouts; from ``--src``, default this checkout's ``src``) in a
 fresh Python process against a small synthetic database (4 customers, 5 orders, a 2,000-row table ``t``), with
 the default 2 s limit, and records wall time, ``ok``, the error, the peak RSS of that process (``ru_maxrss``) and
 the peak of the summed RSS of it and its child processes (the query worker), sampled every 10 ms. A runner that has not finished after ``--case-timeout`` s (60) is killed
@@ -67,7 +67,10 @@ def sample():
         peak["tree"] = max(peak["tree"], sum(rss_kib(p) for p in tree(os.getpid())))
         time.sleep(0.01)
 threading.Thread(target=sample, daemon=True).start()
-from opentao.score.sql import run_sql_readonly
+try:
+    from opentao.sqlsafe import run_sql_readonly
+except ImportError:  # a checkout from before opentao.sqlsafe
+    from opentao.score.sql import run_sql_readonly
 db, sql, repeat = sys.argv[1], sys.argv[2], int(sys.argv[3])
 if repeat > 1:
     run_sql_readonly(db, sql)
@@ -77,10 +80,14 @@ for _ in range(repeat):
     res = run_sql_readonly(db, sql)
     times.append(time.perf_counter() - t0)
 try:
-    from opentao.score import sql_sandbox
-    sql_sandbox.shutdown()
+    from opentao.sqlsafe import sandbox as sql_sandbox
 except ImportError:
-    pass
+    try:
+        from opentao.score import sql_sandbox
+    except ImportError:
+        sql_sandbox = None
+if sql_sandbox is not None:
+    sql_sandbox.shutdown()
 kib = lambda who: resource.getrusage(who).ru_maxrss
 print(json.dumps({"times": times, "ok": res.ok, "error": res.error[:200], "rows": len(res.rows),
                   "rss_self_mib": kib(resource.RUSAGE_SELF) / 1024,

@@ -5,7 +5,7 @@ into ``WORK/before``; the run itself is only read): its ``tables/candidates`` an
 scores selected — or, while the round has no examples yet (generation still running) or with ``--old-reward``,
 its candidates rescored by the same scorers with ``degenerate: false`` (the old reward). "After" copies the run's prompts and
 candidates (no generation) into a work directory, rescores them with the current scorers (``sql_exec`` and the
-``sql_result`` vote now zero degenerate results: :mod:`opentao.score.sql_degenerate`) and rebuilds the training
+``sql_result`` vote now zero degenerate results: :mod:`opentao.sqlsafe.degenerate`) and rebuilds the training
 examples with the same ``train`` settings. Each kept answer is classified by the same checker (an all-NULL/zero
 single row; a required literal absent from its column) and graded against ``train_gold.jsonl`` (diagnostic only:
 gold is never used for scoring or selection), so the JSON also says whether real answers were lost; with gold,
@@ -35,8 +35,8 @@ GOLD_RESULT = ROOT / "benchmarks" / "results" / "sql_degenerate_gold.json"
 def classify(store, db: str, gold: dict[str, str], round_: int) -> dict:
     """Kept answers of the round: how many, how many degenerate (by rule), how many gold-correct."""
     from opentao.records import Candidate, TrainExample
-    from opentao.score.sql import SqlExecScorer, result_signature, run_sql_readonly
-    from opentao.score.sql_degenerate import DegenerateChecker, is_null_zero_row
+    from opentao.score.sql import SqlExecScorer
+    from opentao.sqlsafe import DegenerateChecker, is_null_zero_row, result_signature, run_sql_readonly
 
     checker = DegenerateChecker(db, lambda q: run_sql_readonly(db, q, timeout_s=5.0, max_rows=1))
     cands = {c["candidate_id"]: Candidate.from_row(c) for c in store.read("candidates", round_)}
@@ -70,8 +70,7 @@ def classify(store, db: str, gold: dict[str, str], round_: int) -> dict:
 def gold_flagged(db: str, path: Path) -> dict:
     """False positives of the checker: how many of a file's gold queries it calls degenerate."""
     from opentao.data import read_table_rows
-    from opentao.score.sql import run_sql_readonly
-    from opentao.score.sql_degenerate import DegenerateChecker
+    from opentao.sqlsafe import DegenerateChecker, run_sql_readonly
 
     checker = DegenerateChecker(db, lambda q: run_sql_readonly(db, q, timeout_s=5.0, max_rows=1))
     rows = [r for r in read_table_rows(str(path)) if isinstance(r.get("sql"), str)]
@@ -96,9 +95,9 @@ def main() -> None:
                     help="only count the checker's false positives on the bundled Chinook task's gold queries")
     args = ap.parse_args()
     if args.gold_only:
-        from opentao.pipeline import prepare_task
+        from opentao.tasks import get_task
 
-        task = prepare_task("sql")
+        task = get_task("sql").prepare()
         out = args.out or GOLD_RESULT
         res = {"what": "gold queries of the Chinook task that the degenerate checker flags (false positives)",
                "checker_on_gold": [gold_flagged(str(task / "chinook.sqlite"), task / f)

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from opentao.errors import TaoError
-from opentao.tasks import chinook
-from opentao.tasks.chinook import (
+from opentao.tasks.sql import chinook
+from opentao.tasks.sql.chinook import (
     MAX_ROWS,
     build_sql_task,
     ensure_chinook_db,

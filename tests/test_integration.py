@@ -8,8 +8,9 @@ import pytest
 
 from opentao.config import load_config
 from opentao.paths import cache_dir
-from opentao.pipeline import prepare_sql_task, run_rounds
+from opentao.pipeline import run_rounds
 from opentao.store import RunStore
+from opentao.tasks import get_task
 
 pytestmark = pytest.mark.integration
 
@@ -17,7 +18,7 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def sql_task():
     task_dir = cache_dir() / "tasks" / "chinook-sql"
-    prepare_sql_task(task_dir)
+    get_task("sql").prepare(task_dir)
     return task_dir
 
 

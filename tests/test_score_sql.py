@@ -9,10 +9,12 @@ from pathlib import Path
 
 import pytest
 
-import opentao.score.sql as sqlmod
+import opentao.score.sql as scorermod
+import opentao.sqlsafe.readonly as sqlmod
 from opentao.errors import TaoError
 from opentao.records import Candidate, Prompt
-from opentao.score.sql import SqlExecScorer, SqlResult, extract_sql, result_signature, run_sql_readonly
+from opentao.score.sql import SqlExecScorer
+from opentao.sqlsafe import SqlResult, extract_sql, result_signature, run_sql_readonly
 
 
 def make_db(path: Path) -> Path:
@@ -201,13 +203,13 @@ def test_sql_exec_scorer_truncated_and_cache(db, monkeypatch):
     scorer = SqlExecScorer(str(db), max_rows=2)
     assert scorer.score_group(PROMPT, [cand("SELECT name FROM customer WHERE id > 1")]) == [0.0]
     calls = []
-    real = sqlmod.run_sql_readonly
+    real = scorermod.run_sql_readonly
 
     def counting(db_path, sql, **kw):
         calls.append(sql)
         return real(db_path, sql, **kw)
 
-    monkeypatch.setattr(sqlmod, "run_sql_readonly", counting)
+    monkeypatch.setattr(scorermod, "run_sql_readonly", counting)
     same = "SELECT name FROM customer WHERE id = 1"
     assert scorer.score_group(PROMPT, [cand(same, cid=str(i)) for i in range(4)]) == [1.0] * 4
     assert calls.count(same) == 1
@@ -226,7 +228,8 @@ def test_star_score_marks_select_star(tmp_path):
     import sqlite3
 
     from opentao.records import Candidate, Prompt
-    from opentao.score.sql import SqlExecScorer, selects_star
+    from opentao.score.sql import SqlExecScorer
+    from opentao.sqlsafe import selects_star
 
     db = tmp_path / "s.sqlite"
     con = sqlite3.connect(db)

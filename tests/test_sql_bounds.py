@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from opentao.score import sql_sandbox
-from opentao.score.sql import run_sql_readonly
+from opentao.sqlsafe import run_sql_readonly
+from opentao.sqlsafe import sandbox as sql_sandbox
 
 LIMIT = 1.0
 ROWS = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < {n}) "

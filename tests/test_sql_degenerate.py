@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from opentao.score.sql import SqlExecScorer, run_sql_readonly
-from opentao.score.sql_degenerate import DegenerateChecker, is_null_zero_row
+from opentao.score.sql import SqlExecScorer
+from opentao.sqlsafe import run_sql_readonly
+from opentao.sqlsafe.degenerate import DegenerateChecker, is_null_zero_row
 from opentao.score.vote import MajorityVoteScorer
 from tests.test_score_sql import PROMPT, cand, make_db
 

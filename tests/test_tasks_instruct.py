@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from opentao.errors import TaoError
-from opentao.evaluate.registry import get_evaluator
 from opentao.records import Candidate, Prompt
-from opentao.tasks import instruct, langtest
+from opentao.tasks import get_task, instruct, langtest
+from opentao.tasks.instruct import data as instruct_data
 from opentao.tasks.instruct import (
     HELD_OUT_TYPES,
     TRAIN_TYPES,
@@ -85,7 +85,7 @@ def test_grade_nq_accepts_gold_alias() -> None:
            "reference": ["William Shakespeare"]}
     assert instruct.grade(row, "It was William Shakespeare.")[0]
     assert not instruct.grade(row, "It was Marlowe, I think.")[0]
-    assert get_evaluator("instruct").grade(row, "It was William Shakespeare.")[0]
+    assert get_task("instruct").grader().grade(row, "It was William Shakespeare.")[0]
 
 
 def test_prompt_roundtrip_for_random_constraints() -> None:
@@ -111,7 +111,7 @@ def _archive(tmp_path: Path) -> Path:
 
 
 def test_split_holds_out_types_and_sources(tmp_path: Path) -> None:
-    train, test = build_rows(instruct._requests(_archive(tmp_path)), seed=1)
+    train, test = build_rows(instruct_data._requests(_archive(tmp_path)), seed=1)
     assert len(train) > 20 and len(test) > 10
     assert not {c["type"] for r in train for c in r["constraints"]} & set(HELD_OUT_TYPES)
     assert all(any(c["type"] in HELD_OUT_TYPES for c in r["constraints"]) for r in test)

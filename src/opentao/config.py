@@ -95,13 +95,22 @@ class TrainConfig(_Strict):
 
 
 class EvalConfig(_Strict):
-    task: Literal["sql", "docqa", "instruct"] = "sql"
+    task: str = Field("sql", description="a registered task (opentao.tasks.TASKS)")
     data: str | None = None
     db: str | None = None
     max_examples: int | None = None
     batch_size: int = 32
     max_new_tokens: int = 128
     stop: list[str] = Field(default_factory=list)
+
+    @field_validator("task")
+    @classmethod
+    def _registered(cls, v: str) -> str:
+        from opentao.tasks.registry import TASKS
+
+        if v not in TASKS:
+            raise ValueError(f"unknown task {v!r}: use {', '.join(map(repr, TASKS))}")
+        return v
 
 
 class CollapseConfig(_Strict):

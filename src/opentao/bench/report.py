@@ -12,13 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from opentao.bench.stats import aligned, paired_bootstrap
+from opentao.tasks import TASKS as _REGISTRY
 
-TASKS = ("sql", "docqa", "instruct")
+TASKS = tuple(_REGISTRY)  # the registered tasks, in registry order
 ARMS = ("base", "sft", "tao", "oracle", "multitask")
 ARM_TITLES = {"base": "base", "sft": "labeled SFT", "tao": "TAO (no labels)", "oracle": "RL, gold reward (oracle)",
               "multitask": "multi-task TAO"}
-TASK_TITLES = {"sql": "text-to-SQL (Chinook)", "docqa": "document QA (BoolQ + DisflQA)",
-               "instruct": "instruction following (XSum + NQ)"}
+TASK_TITLES = {name: task.title or name for name, task in _REGISTRY.items()}
 
 
 def arm_data(results: dict[str, dict], task: str, arm: str) -> dict | None:

@@ -104,7 +104,7 @@ def train(config: ConfigOpt = None, set_: SetOpt = None, run_dir: RunDirOpt = No
 
 def eval_(
     model: Annotated[str, typer.Option("--model", "-m", help="model to evaluate")] = "bundled",
-    task: Annotated[str, typer.Option(help="task: sql | docqa | instruct")] = "sql",
+    task: Annotated[str, typer.Option(help="a registered task: sql | docqa | instruct")] = "sql",
     data: Annotated[Optional[str], typer.Option(help="held-out JSONL with messages + the task's gold fields")] = None,
     db: Annotated[Optional[str], typer.Option(help="SQLite database (sql only)")] = None,
     max_examples: Annotated[Optional[int], typer.Option(help="evaluate only the first N")] = None,
@@ -112,20 +112,18 @@ def eval_(
 ) -> None:
     """Greedy answers on a held-out labeled split; gold metric with a 95% confidence interval."""
     from opentao.evaluate.base import evaluate_task
-    from opentao.evaluate.registry import TASKS, get_evaluator
-    from opentao.pipeline import fmt_acc, prepare_task
+    from opentao.pipeline import fmt_acc
     from opentao.store import RunStore, ensure_run_dir
+    from opentao.tasks import get_task
 
     if run_dir:
         ensure_run_dir(run_dir, create=False)  # created when the first result is written
-    if task not in TASKS:
-        raise TaoError(f"unknown task {task!r}: available: {', '.join(TASKS)}")
-    if data is None or (task == "sql" and db is None):
-        task_dir = prepare_task(task)
-        data = data or str(task_dir / "test.jsonl")
-        if task == "sql":
-            db = db or str(task_dir / "chinook.sqlite")
-    res = evaluate_task(model, data, get_evaluator(task, db), max_examples=max_examples,
+    spec = get_task(task)
+    if data is None or (spec.needs_db and db is None):
+        files = spec.files(spec.prepare())
+        data = data or files["test"]
+        db = db or files["db"]
+    res = evaluate_task(model, data, spec.grader(db), max_examples=max_examples,
                         store=RunStore(run_dir) if run_dir else None)
     out.print(f"{model}: {task} accuracy {fmt_acc(res)}; {res['mean_new_tokens']:.1f} new tokens/answer")
 
@@ -144,15 +142,16 @@ def run(config: Annotated[Path, typer.Argument(help="YAML config")], set_: SetOp
 
 def quickstart(run_dir: RunDirOpt = None, set_: SetOpt = None) -> None:
     """One TAO round on text-to-SQL over the real Chinook database with the bundled model (~12 min on 2 cores)."""
-    from opentao.paths import cache_dir
-    from opentao.pipeline import fmt_acc, prepare_sql_task, quickstart_config, run_rounds
+    from opentao.pipeline import fmt_acc, quickstart_config, run_rounds
     from opentao.store import ensure_run_dir
+    from opentao.tasks import get_task
 
     ensure_run_dir(run_dir or "runs/quickstart", create=False)  # before the download, not after it
     t0 = time.perf_counter()
-    task_dir = cache_dir() / "tasks" / "chinook-sql"
+    sql = get_task("sql")
+    task_dir = sql.cache_folder()
     out.print(f"[bold]opentao quickstart[/]: preparing the Chinook text-to-SQL task in {task_dir}")
-    prepare_sql_task(task_dir)
+    sql.prepare(task_dir)
     cfg = quickstart_config(run_dir or "runs/quickstart", task_dir, set_)
     res = run_rounds(cfg, report=out.print)
     base, tuned = res.get("base"), res["rounds"][-1]["eval"]
@@ -170,16 +169,22 @@ def quickstart(run_dir: RunDirOpt = None, set_: SetOpt = None) -> None:
     _print_tables(cfg.run_dir)
 
 
-def prepare(task: Annotated[str, typer.Argument(help="task to build: sql-chinook (or sql) | docqa | instruct")] = "sql-chinook",
+def prepare(task: Annotated[str, typer.Argument(help="task to build: sql | docqa | instruct (sql-chinook: the "
+                                                    "old name of sql)")] = "sql",
             out_dir: Annotated[Optional[Path], typer.Option("--out", help="folder for the task files")] = None) -> None:
     """Build a bundled task's files (train prompts without labels, held-out test with gold, the database)."""
-    from opentao.pipeline import prepare_task
+    import warnings
 
-    name = "sql" if task == "sql-chinook" else task
-    if name not in ("sql", "docqa", "instruct"):
-        raise TaoError(f"unknown task {task!r}: available: sql-chinook, docqa, instruct")
-    target = prepare_task(name, out_dir)
-    extra = ", chinook.sqlite" if name == "sql" else ""
+    from opentao.tasks import canonical_name, get_task
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", DeprecationWarning)
+        name = canonical_name(task)
+    for w in caught:
+        out.print(f"[yellow]note[/]: {w.message}")
+    spec = get_task(name)
+    target = spec.prepare(out_dir)
+    extra = f", {spec.db_name}" if spec.needs_db and spec.db_name else ""
     out.print(f"task files in {target}: train.jsonl (no labels), train_gold.jsonl, test.jsonl (gold){extra}")
 
 

@@ -24,6 +24,7 @@ class GateConfig(_Strict):
     data: str | None = Field(None, description="labeled dev set (exact / sql)")
     db: str | None = None
     match: str = "exact"
+    task: str | None = Field(None, description="exact: grade the dev set with this task's grader (as tao eval)")
     judge_model: str | None = Field(None, description="judge model folder (default: bundled)")
     max_examples: int | None = Field(None, ge=1)
     max_new_tokens: int = Field(128, ge=1)

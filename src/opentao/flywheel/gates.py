@@ -12,9 +12,11 @@ An evaluator compares two model folders and returns both scores on one scale (hi
 
 Built-ins (``gate.kind``):
 
-* ``sql``   — execution accuracy on a labeled dev set (``opentao.evaluate.sql.evaluate_sql``);
+* ``sql``   — execution accuracy on a labeled dev set, graded by the sql task's grader
+  (``opentao.tasks.get_task("sql").grader(db)``, the grading of ``tao eval``);
 * ``exact`` — a labeled dev set of ``{"messages" | "prompt", "answer"}`` rows, greedy answers matched exactly
-  (whitespace-normalised) or by containment (``match: contains``);
+  (whitespace-normalised) or by containment (``match: contains``); with ``gate.task`` the rows are that task's
+  eval rows and each answer is graded by the task's grader, exactly as ``tao eval`` grades it;
 * ``judge`` — no labels: a pairwise judge model reads each held-out logged prompt with both models' greedy
   answers and says which is better, in both orders (A/B positions swapped, so position bias cancels); a win
   counts 1, a tie or an unreadable verdict 0.5. The candidate's score is its win rate, the current model's is
@@ -77,32 +79,50 @@ def _norm(text: str) -> str:
     return " ".join(text.split()).strip().lower()
 
 
+class AnswerMatchGrader:
+    """The task-free grader of a generic dev set: the prediction equals (``exact``) or contains (``contains``) the
+    row's gold ``answer``, both whitespace-normalised and lower-cased. Same interface as a task's grader."""
+
+    task = "answer"
+    gold_fields = ("answer",)
+
+    def __init__(self, match: str = "exact") -> None:
+        if match not in ("exact", "contains"):
+            raise TaoError(f"gate.match {match!r}: use exact or contains")
+        self.match = match
+
+    def grade(self, row: dict, prediction: str) -> tuple[bool, str]:
+        gold, got = _norm(str(row["answer"])), _norm(prediction)
+        ok = got == gold if self.match == "exact" else gold in got
+        return ok, "" if ok else f"answer does not {'equal' if self.match == 'exact' else 'contain'} the gold"
+
+
 class ExactMatchEvaluator:
-    """Share of dev-set rows whose greedy answer equals (or contains) the gold ``answer``."""
+    """Share of dev-set rows whose greedy answer the grader accepts: by default equals (or contains) the gold
+    ``answer`` (:class:`AnswerMatchGrader`); ``grader`` = a task's grader grades the task's eval rows instead."""
 
     name = "exact"
 
     def __init__(self, data: str, *, match: str = "exact", max_examples: int | None = None,
-                 max_new_tokens: int = 64, dtype: str = "auto", device: str = "auto"):
+                 max_new_tokens: int = 64, dtype: str = "auto", device: str = "auto", grader=None):
         from opentao.data import _messages_of
 
         rows = read_table_rows(data)[:max_examples] if max_examples else read_table_rows(data)
-        if not rows or any("answer" not in r for r in rows):
-            raise TaoError(f"{data}: a dev set needs rows with 'messages' (or 'prompt') and a gold 'answer'")
-        if match not in ("exact", "contains"):
-            raise TaoError(f"gate.match {match!r}: use exact or contains")
+        self.grader = grader if grader is not None else AnswerMatchGrader(match)
+        fields = self.grader.gold_fields
+        if not rows or any(f not in r for r in rows for f in fields):
+            if grader is None:
+                raise TaoError(f"{data}: a dev set needs rows with 'messages' (or 'prompt') and a gold 'answer'")
+            raise TaoError(f"{data}: a {self.grader.task} dev set needs rows with 'messages' (or 'prompt') and "
+                           f"{', '.join(map(repr, fields))}")
         self.conversations = [_messages_of(r, f"{data}: row {i}") for i, r in enumerate(rows, 1)]
-        self.answers = [str(r["answer"]) for r in rows]
+        self.rows = rows
         self.match, self.max_new_tokens, self.dtype, self.device = match, max_new_tokens, dtype, device
 
     def hits(self, model: str) -> list[bool]:
         outs = greedy_answers(model, self.conversations, max_new_tokens=self.max_new_tokens, dtype=self.dtype,
                               device=self.device)
-        if self.match == "exact":
-            hits = [_norm(o) == _norm(a) for o, a in zip(outs, self.answers)]
-        else:
-            hits = [_norm(a) in _norm(o) for o, a in zip(outs, self.answers)]
-        return hits
+        return [self.grader.grade(r, o)[0] for r, o in zip(self.rows, outs)]
 
     def accuracy(self, model: str) -> float:
         hits = self.hits(model)
@@ -121,18 +141,20 @@ class SqlDevSetEvaluator:
 
     def __init__(self, data: str, db: str, *, max_examples: int | None = None, max_new_tokens: int = 128,
                  stop: tuple[str, ...] = (), dtype: str = "auto", device: str = "auto"):
-        from opentao.evaluate.sql import load_eval_set
+        from opentao.evaluate.base import load_eval_rows
+        from opentao.tasks import get_task
 
-        load_eval_set(data, max_examples)
+        self.grader = get_task("sql").grader(db)
+        load_eval_rows(data, self.grader.gold_fields, self.grader.task, max_examples)
         self.kwargs = dict(max_examples=max_examples, max_new_tokens=max_new_tokens, stop=stop, dtype=dtype,
                            device=device)
         self.data, self.db = data, db
 
     def compare(self, current: str, candidate: str) -> GateScores:
-        from opentao.evaluate.sql import evaluate_sql
+        from opentao.evaluate.base import evaluate_task
 
-        cur = evaluate_sql(current, self.data, self.db, label="current", **self.kwargs)
-        cand = evaluate_sql(candidate, self.data, self.db, label="candidate", **self.kwargs)
+        cur = evaluate_task(current, self.data, self.grader, label="current", **self.kwargs)
+        cand = evaluate_task(candidate, self.data, self.grader, label="candidate", **self.kwargs)
         pairs = None
         if cur.get("per_example", {}).get("ids") == cand.get("per_example", {}).get("ids"):
             pairs = [(float(a), float(b)) for a, b in zip(cur["per_example"]["correct"],
@@ -304,9 +326,14 @@ def build_evaluator(gate: dict[str, Any], heldout: list[Prompt], *, run_cfg=None
     if kind in ("exact", "sql") and not gate.get("data"):
         raise TaoError(f"gate.kind {kind!r} needs a labeled dev set: set gate.data")
     if kind == "exact":
+        grader = None
+        if gate.get("task"):
+            from opentao.tasks import get_task
+
+            grader = get_task(gate["task"]).grader(gate.get("db"))
         return ExactMatchEvaluator(gate["data"], match=gate.get("match", "exact"),
                                    max_examples=gate.get("max_examples"),
-                                   max_new_tokens=gate.get("max_new_tokens", 64), **common)
+                                   max_new_tokens=gate.get("max_new_tokens", 64), grader=grader, **common)
     if kind == "sql":
         if not gate.get("db"):
             raise TaoError("gate.kind 'sql' needs gate.db (the SQLite database of the dev set)")

@@ -78,7 +78,7 @@ def final_answer(text: str) -> str:
 def extract(text: str, strategy: str, mode: str) -> tuple[str, str]:
     """Map a raw sample to (response to train on under the plain prompt, answer used for voting)."""
     if mode == "sql":
-        from opentao.score.sql import extract_sql
+        from opentao.sqlsafe import extract_sql
 
         body = final_answer(text) if strategy == "cot" and _FINAL_RE.search(text) else text
         sql = extract_sql(body) or extract_sql(text)

@@ -5,11 +5,11 @@
   ``stage_telemetry``, each ``(store, cfg, round_, ...)`` reading and writing the run directory;
 * :mod:`~opentao.pipeline.validation` — ``validate``: check a config's inputs before anything is written;
 * :mod:`~opentao.pipeline.format` — one-line renderings of stage results;
-* :mod:`~opentao.pipeline.prepare` — the bundled tasks' files and the quickstart config.
+* :mod:`~opentao.pipeline.prepare` — the quickstart config and a task's files by name.
 """
 
 from opentao.pipeline.format import fmt_acc, fmt_means
-from opentao.pipeline.prepare import TASK_DIRS, prepare_sql_task, prepare_task, quickstart_config
+from opentao.pipeline.prepare import prepare_task, quickstart_config
 from opentao.pipeline.rounds import (
     keep_round,
     model_for_round,
@@ -25,7 +25,7 @@ from opentao.pipeline.rounds import (
 from opentao.pipeline.validation import round_prompts, validate
 
 __all__ = [
-    "TASK_DIRS", "fmt_acc", "fmt_means", "keep_round", "model_for_round", "open_run", "prepare_sql_task",
+    "fmt_acc", "fmt_means", "keep_round", "model_for_round", "open_run",
     "prepare_task", "quickstart_config", "round_prompts", "run_rounds", "stage_eval", "stage_generate",
     "stage_integrity", "stage_score", "stage_telemetry", "stage_train", "validate",
 ]

@@ -1,11 +1,10 @@
-"""The bundled tasks' files and the quickstart config (built once into the cache)."""
+"""The quickstart config, and a task's files by name (the task registry builds them once into the cache)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from opentao.config import RunConfig
-from opentao.errors import TaoError
 
 
 def quickstart_config(run_dir: str, task_dir: Path, overrides: list[str] | None = None) -> RunConfig:
@@ -22,43 +21,8 @@ def quickstart_config(run_dir: str, task_dir: Path, overrides: list[str] | None 
     )
 
 
-def prepare_sql_task(out_dir: Path) -> dict:
-    """Build the Chinook text-to-SQL task files (train prompts without labels; test with gold) once."""
-    import shutil
-
-    from opentao.tasks.chinook import build_sql_task
-
-    if (out_dir / "test.jsonl").is_file() and (out_dir / "chinook.sqlite").is_file():
-        return {"dir": str(out_dir), "cached": True}
-    info = build_sql_task(out_dir)
-    db = Path(info["db"])
-    dest = out_dir / "chinook.sqlite"
-    if db.resolve() != dest.resolve():
-        tmp = dest.with_name(".chinook.sqlite.tmp")
-        shutil.copyfile(db, tmp)
-        tmp.replace(dest)
-    return info
-
-
-TASK_DIRS = {"sql": "chinook-sql", "docqa": "docqa", "instruct": "instruct"}
-
-
 def prepare_task(task: str, out_dir: Path | None = None) -> Path:
-    """Build a bundled task's files once (``sql``, ``docqa`` or ``instruct``) and return their folder."""
-    from opentao.paths import cache_dir
+    """Build a registered task's files once and return their folder (``opentao.tasks.get_task(task).prepare``)."""
+    from opentao.tasks import get_task
 
-    if task not in TASK_DIRS:
-        raise TaoError(f"unknown task {task!r}: available: {', '.join(TASK_DIRS)}")
-    out = Path(out_dir or cache_dir() / "tasks" / TASK_DIRS[task])
-    if task == "sql":
-        prepare_sql_task(out)
-    elif not (out / "test.jsonl").is_file():
-        if task == "docqa":
-            from opentao.tasks.docqa import build_docqa_task
-
-            build_docqa_task(out)
-        else:
-            from opentao.tasks.instruct import build_instruct_task
-
-            build_instruct_task(out)
-    return out
+    return get_task(task).prepare(out_dir)

@@ -65,7 +65,7 @@ def stage_integrity(store: RunStore, cfg: RunConfig, round_: int, gold: str) -> 
     from opentao.score.integrity import run_integrity
 
     types = {spec.get("name") or spec.get("type"): spec.get("type") for spec in cfg.score.scorers}
-    return run_integrity(store, gold, round_=round_, db=cfg.db, scorer_types=types)
+    return run_integrity(store, gold, round_=round_, db=cfg.db, scorer_types=types, task=cfg.eval.task)
 
 
 def stage_train(store: RunStore, cfg: RunConfig, round_: int, *, force: bool = False) -> dict:
@@ -84,9 +84,9 @@ def stage_eval(store: RunStore, cfg: RunConfig, model: str, label: str, round_: 
     if not cfg.eval.data:
         return None
     from opentao.evaluate.base import evaluate_task
-    from opentao.evaluate.registry import get_evaluator
+    from opentao.tasks import get_task
 
-    evaluator = get_evaluator(cfg.eval.task, cfg.eval.db or cfg.db)
+    evaluator = get_task(cfg.eval.task).grader(cfg.eval.db or cfg.db)
     return evaluate_task(model, cfg.eval.data, evaluator, label=label, max_examples=cfg.eval.max_examples,
                          batch_size=cfg.eval.batch_size, max_new_tokens=cfg.eval.max_new_tokens,
                          stop=tuple(cfg.eval.stop), store=store,

@@ -28,12 +28,13 @@ def validate(cfg: RunConfig, stages: tuple[str, ...]) -> None:
         build_scorers(with_round_model(with_default_db(cfg.score.scorers, cfg.db), cfg.model))
     if "eval" in stages and cfg.eval.data:
         from opentao.evaluate.base import load_eval_rows
-        from opentao.evaluate.registry import get_evaluator
+        from opentao.tasks import get_task
 
         db = cfg.eval.db or cfg.db
-        if cfg.eval.task == "sql" and (not db or not Path(db).is_file()):
+        task = get_task(cfg.eval.task)
+        if task.needs_db and (not db or not Path(db).is_file()):
             raise TaoError(f"eval needs an existing database (eval.db or db), got {db!r}")
-        evaluator = get_evaluator(cfg.eval.task, db)
+        evaluator = task.grader(db)
         load_eval_rows(cfg.eval.data, evaluator.gold_fields, evaluator.task)
 
 

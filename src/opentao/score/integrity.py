@@ -16,7 +16,7 @@ For each scorer (and the ``combined`` reward), over the groups that have gold:
   al. 2025, "TTRL: Test-Time Reinforcement Learning"), reported on its own as ``majority_label_accuracy``;
 * ``degenerate_paid`` — how many *degenerate-but-valid* candidates the scorer paid for (score > 0): SQL that runs
   and returns rows but answers nothing (an all-NULL/zero single row, or a required literal absent from its
-  column: :mod:`opentao.score.sql_degenerate`). The summary also gives ``degenerate_candidates`` (how many
+  column: :mod:`opentao.sqlsafe.degenerate`). The summary also gives ``degenerate_candidates`` (how many
   there were) and ``degenerate_correct`` (how many of those the gold agrees with: a real answer of 0).
 
 **Verdict.** ``undetermined`` when too little can be concluded (fewer than ``MIN_MIXED_GROUPS`` groups hold
@@ -24,9 +24,12 @@ both a correct and a wrong scored candidate: one or two lucky groups must not bl
 or ``best_of_k <= mean_acc``, else ``ok``. ``tao train`` refuses to train when the combined reward or any
 scorer other than a guard is no better than random (``--force`` overrides).
 
-A candidate is correct when, for a gold ``sql``, its SQL run read-only returns the gold result set (the
-execution-accuracy rule of :mod:`opentao.evaluate.sql`); for a gold ``answer``, when the normalized answers
-are equal (:func:`opentao.text.normalize_answer`).
+A candidate is graded by the task's grader, the one ``tao eval`` uses (:mod:`opentao.tasks`): a gold ``sql`` by
+the sql task's execution accuracy (its SQL run read-only returns the gold result set); a gold row that holds the
+run's ``eval.task`` gold fields (docqa's ``kind``/``answer``, instruct's ``constraints``/``source``/``reference``)
+by that task's ``grade`` on the candidate's response. A bare gold ``answer`` (no task fields) is matched after
+normalization (:func:`opentao.text.normalize_answer`). The vote key is the result signature for SQL, the
+normalized answer otherwise.
 """
 
 from __future__ import annotations
@@ -156,12 +159,12 @@ def verdict(m: dict[str, Any], min_mixed: int = MIN_MIXED_GROUPS) -> str:
 
 
 # --- gold -----------------------------------------------------------------------------------------------
-def load_gold(path: str, prompt_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+def load_gold(path: str, prompt_ids: Sequence[str], gold_fields: Sequence[str] = ()) -> dict[str, dict[str, Any]]:
     """Gold rows keyed by prompt id — assigned exactly as :func:`opentao.data.load_prompts` does (``prompt_id``
     or ``id`` column, else the hash of ``messages``/``prompt``) — restricted to the run's prompts.
 
-    Each row needs a gold ``sql`` or ``answer``. TaoError when the file is bad or none of its ids is a prompt
-    of the run.
+    Each row needs a gold ``sql`` or ``answer``, or every one of ``gold_fields`` (a task's). TaoError when the file
+    is bad or none of its ids is a prompt of the run.
     """
     rows = read_table_rows(path)
     if not rows:
@@ -170,7 +173,9 @@ def load_gold(path: str, prompt_ids: Sequence[str]) -> dict[str, dict[str, Any]]
     for i, row in enumerate(rows, 1):
         pid = row.get("prompt_id") or row.get("id")
         pid = str(pid) if pid not in (None, "") else prompt_id_of(_messages_of(row, f"{path}: row {i}"))
-        if not (isinstance(row.get("sql"), str) and row["sql"].strip()) and row.get("answer") in (None, ""):
+        has_task_fields = bool(gold_fields) and all(f in row for f in gold_fields)
+        if not (isinstance(row.get("sql"), str) and row["sql"].strip()) and row.get("answer") in (None, "") \
+                and not has_task_fields:
             raise TaoError(f"{path}: row {i}: a gold row needs a 'sql' or an 'answer'")
         gold[pid] = row
     wanted = set(prompt_ids)
@@ -183,24 +188,31 @@ def load_gold(path: str, prompt_ids: Sequence[str]) -> dict[str, dict[str, Any]]
 
 
 class _Grader:
-    """Correctness and vote key of a candidate against one gold row."""
+    """Correctness and vote key of a candidate against one gold row, through the task's grader."""
 
-    def __init__(self, db: str | None):
+    def __init__(self, db: str | None, task: str | None = None):
+        from opentao.tasks import get_task
+
         self.db = db
-        self._gold_sig: dict[str, str] = {}
+        self.task = get_task(task) if task else None
+        self._sql = None
+        self._task_grader = None
         self._degenerate = None
 
     def grade(self, cand: Candidate, gold: dict[str, Any]) -> tuple[bool, str | None, bool]:
         """``(correct, vote key, degenerate)``."""
         if isinstance(gold.get("sql"), str) and gold["sql"].strip():
             return self._grade_sql(cand, gold["sql"])
-
         key = normalize_answer(cand.answer) or None
+        task = self.task
+        if task is not None and not task.needs_db and all(f in gold for f in task.gold_fields):
+            if self._task_grader is None:
+                self._task_grader = task.grader(self.db)
+            return self._task_grader.grade(gold, cand.response)[0], key, False
         return key is not None and key == normalize_answer(str(gold["answer"])), key, False
 
     def _is_degenerate(self, sql: str, rows: list[tuple]) -> bool:
-        from opentao.score.sql import run_sql_readonly
-        from opentao.score.sql_degenerate import DegenerateChecker
+        from opentao.sqlsafe import DegenerateChecker, run_sql_readonly
 
         if not rows:
             return False
@@ -210,38 +222,35 @@ class _Grader:
         return bool(self._degenerate.reason(sql, rows))
 
     def _grade_sql(self, cand: Candidate, gold_sql: str) -> tuple[bool, str | None, bool]:
-        from opentao.score.sql import SqlExecScorer, result_signature, run_sql_readonly
+        from opentao.score.sql import SqlExecScorer
+        from opentao.sqlsafe import result_signature
+        from opentao.tasks import get_task
 
         if not self.db:
             raise TaoError("the gold file has SQL: the integrity check needs the database ('db:' in the config)")
-        if gold_sql not in self._gold_sig:
-            res = run_sql_readonly(self.db, gold_sql)
-            if not res.ok:
-                raise TaoError(f"gold SQL fails on {self.db}: {res.error}: {gold_sql}")
-            self._gold_sig[gold_sql] = result_signature(res)
+        if self._sql is None:
+            self._sql = get_task("sql").grader(self.db)
         sql = SqlExecScorer.sql_of(cand)
-        if not sql:
+        correct, _reason, res = self._sql.grade_sql(sql, gold_sql)
+        if res is None or not res.ok:
             return False, None, False
-        res = run_sql_readonly(self.db, sql)
-        if not res.ok:
-            return False, None, False
-        sig = result_signature(res)
-        return sig == self._gold_sig[gold_sql], sig, self._is_degenerate(sql, res.rows)
+        return correct, result_signature(res), self._is_degenerate(sql, res.rows)
 
 
 # --- stage ----------------------------------------------------------------------------------------------
 def run_integrity(store: RunStore, gold_path: str, *, round_: int, db: str | None,
-                  scorer_types: dict[str, str] | None = None) -> dict[str, Any]:
-    """Grade the round's candidates against gold, compute every scorer's integrity, store table + summary."""
+                  scorer_types: dict[str, str] | None = None, task: str | None = None) -> dict[str, Any]:
+    """Grade the round's candidates against gold (through ``task``'s grader, see the module doc), compute every
+    scorer's integrity, store table + summary."""
     scores = store.read("scores", round_)
     if not scores:
         raise TaoError(f"no scores for round {round_} in {store.root}: run 'tao score' first")
     cands = [Candidate.from_row(r) for r in store.read("candidates", round_)]
-    gold = load_gold(gold_path, sorted({c.prompt_id for c in cands}))
+    grader = _Grader(db, task)
+    gold = load_gold(gold_path, sorted({c.prompt_id for c in cands}), grader.task.gold_fields if grader.task else ())
     by_cand: dict[str, dict[str, float | None]] = defaultdict(dict)
     for r in scores:
         by_cand[r["candidate_id"]][r["scorer"]] = r["score"]
-    grader = _Grader(db)
     groups: dict[str, list[GradedCandidate]] = defaultdict(list)
     for c in sorted(cands, key=lambda c: c.candidate_id):
         if c.prompt_id in gold:

@@ -3,9 +3,9 @@
 Two ways to key a candidate:
 
 * ``mode="answer"``: :func:`opentao.text.normalize_answer` of ``candidate.answer`` (empty → no key);
-* ``mode="sql_result"``: the :func:`~opentao.score.sql.result_signature` of the candidate's SQL run safely
+* ``mode="sql_result"``: the :func:`~opentao.sqlsafe.result_signature` of the candidate's SQL run safely
   read-only; only *valid* results (ok, non-empty, not truncated, not a whole table, not degenerate: see
-  :mod:`opentao.score.sql_degenerate`; ``degenerate=False`` turns that check off) get a key, so broken or
+  :mod:`opentao.sqlsafe.degenerate`; ``degenerate=False`` turns that check off) get a key, so broken or
   degenerate queries can never win the vote.
 
 Scoring: 1.0 for a candidate whose key is a plurality key, 0.0 for a different key or no key. **Ties**: every
@@ -23,7 +23,8 @@ from __future__ import annotations
 
 from opentao.errors import TaoError
 from opentao.records import Candidate, Prompt
-from opentao.score.sql import SqlExecScorer, result_signature
+from opentao.score.sql import SqlExecScorer
+from opentao.sqlsafe import result_signature
 from opentao.text import normalize_answer, plurality, tally
 
 __all__ = ["MajorityVoteScorer", "soft_vote"]

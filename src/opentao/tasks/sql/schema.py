@@ -3,8 +3,8 @@
 * :func:`schema_ddl` renders a compact ``CREATE TABLE`` line per table (column types, primary keys and
   foreign-key ``REFERENCES``), read through a read-only connection, for use inside prompts.
 * :func:`sql_prompt_messages` builds the plain single-message prompt the model is tuned to answer.
-* :func:`is_whole_table` tells whether a query merely dumps a table (no filter or aggregate doing work),
-  which question generators and scorers use to reject degenerate SQL.
+* :func:`~opentao.sqlsafe.is_whole_table` (re-exported) tells whether a query merely dumps a table, which
+  question generators and scorers use to reject degenerate SQL.
 * :func:`read_schema` profiles every table (row count, foreign keys, each column's kind and distinct
   values) for question generators; :func:`words`, :func:`plural` and :func:`sql_literal` help them
   write questions and SQL.
@@ -14,39 +14,23 @@ from __future__ import annotations
 
 import re
 import sqlite3
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import sqlglot
-from sqlglot import exp
-
 from opentao.errors import TaoError
 from opentao.records import Message
+from opentao.sqlsafe.parse import is_whole_table, is_whole_table_by, quote_ident, tables_read
+
+__all__ = ["ColumnInfo", "PROMPT_TEMPLATE", "TableInfo", "connect_readonly", "foreign_keys_of", "is_whole_table",
+           "is_whole_table_by", "list_tables", "plural", "primary_key_of", "quote_ident", "read_schema",
+           "schema_ddl", "sql_literal", "sql_prompt_messages", "tables_read", "words"]
 
 PROMPT_TEMPLATE = (
     "Database schema:\n{schema}\n\n"
     "Write one SQLite query that answers the question. Reply with only the SQL.\n"
     "Question: {question}"
 )
-
-
-def quote_ident(name: str) -> str:
-    """Quote an identifier only when it needs it (keeps DDL and generated SQL compact)."""
-    if name.isidentifier() and name.isascii() and name.upper() not in _RESERVED:
-        return name
-    return '"' + name.replace('"', '""') + '"'
-
-
-_RESERVED = {
-    "ADD", "ALL", "ALTER", "AND", "AS", "ASC", "BETWEEN", "BY", "CASE", "CHECK", "COLLATE", "COLUMN",
-    "CONSTRAINT", "CREATE", "CROSS", "DEFAULT", "DELETE", "DESC", "DISTINCT", "DROP", "ELSE", "END",
-    "EXCEPT", "EXISTS", "FOREIGN", "FROM", "FULL", "GROUP", "HAVING", "IN", "INDEX", "INNER", "INSERT",
-    "INTERSECT", "INTO", "IS", "JOIN", "KEY", "LEFT", "LIMIT", "NATURAL", "NOT", "NULL", "OFFSET", "ON",
-    "OR", "ORDER", "OUTER", "PRIMARY", "REFERENCES", "RIGHT", "SELECT", "SET", "TABLE", "THEN", "TO",
-    "UNION", "UNIQUE", "UPDATE", "USING", "VALUES", "WHEN", "WHERE", "WITH",
-}
 
 
 def sql_literal(value: Any) -> str:
@@ -159,56 +143,6 @@ def schema_ddl(db_path: str | Path) -> str:
 def sql_prompt_messages(schema: str, question: str) -> list[Message]:
     """The plain prompt: one user message with the schema, the instruction and the question."""
     return [{"role": "user", "content": PROMPT_TEMPLATE.format(schema=schema, question=question)}]
-
-
-def tables_read(sql: str) -> list[str]:
-    """Names of the base tables a query reads (CTE names excluded), via sqlglot; [] if it does not parse."""
-    try:
-        tree = sqlglot.parse_one(sql, read="sqlite")
-    except (sqlglot.errors.ParseError, sqlglot.errors.TokenError):
-        return []
-    if tree is None:
-        return []
-    ctes = {c.alias_or_name for c in tree.find_all(exp.CTE)}
-    names: list[str] = []
-    for t in tree.find_all(exp.Table):
-        if t.name and t.name not in ctes and t.name not in names:
-            names.append(t.name)
-    return names
-
-
-def _does_work(tree: exp.Expression) -> bool:
-    """True when the query filters, limits, groups or aggregates anywhere."""
-    kinds = (exp.Where, exp.Having, exp.Limit, exp.Group, exp.AggFunc)
-    return any(True for _ in tree.find_all(*kinds))
-
-
-def is_whole_table_by(sql: str, n_rows: int, count_rows: Callable[[str], int | None]) -> bool:
-    """Whether ``sql`` just returns an entire table.
-
-    True when the query has no WHERE / HAVING / LIMIT / GROUP BY / aggregate and its result row count
-    ``n_rows`` equals the row count of one of the tables it reads (``count_rows(table)``, None if unknown).
-    A query that does not parse is never called whole-table here (the caller rejects it otherwise).
-    """
-    try:
-        tree = sqlglot.parse_one(sql, read="sqlite")
-    except (sqlglot.errors.ParseError, sqlglot.errors.TokenError):
-        return False
-    if tree is None or _does_work(tree):
-        return False
-    return any(count_rows(table) == n_rows for table in tables_read(sql))
-
-
-def is_whole_table(conn: sqlite3.Connection, sql: str, rows: Sequence[Any] | int) -> bool:
-    """:func:`is_whole_table_by` with table sizes counted on ``conn``; ``rows`` is the result or its count."""
-
-    def count(table: str) -> int | None:
-        try:
-            return conn.execute(f"SELECT COUNT(*) FROM {quote_ident(table)}").fetchone()[0]
-        except sqlite3.Error:
-            return None
-
-    return is_whole_table_by(sql, rows if isinstance(rows, int) else len(rows), count)
 
 
 # ------------------------------------------------------------------------------- table profiles

@@ -1,6 +1,6 @@
 """Execution of untrusted, already-checked SQL in a killable worker process with hard limits.
 
-:func:`opentao.score.sql.run_sql_readonly` checks the statement (sqlglot) and then calls :func:`execute`, which
+:func:`opentao.sqlsafe.readonly.run_sql_readonly` checks the statement (sqlglot) and then calls :func:`execute`, which
 runs it in a persistent worker process (``python -S`` running this file: the standard library only, no site
 packages) and waits for the answer. The SQLite-level defences live in the worker: a read-only connection
 (``mode=ro``, ``immutable=1`` for a WAL database that has no live ``-wal``/``-shm`` pair, so reading never creates
