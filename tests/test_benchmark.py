@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 
-from opentao.bench import report
+from opentao.bench import report, table
+from opentao.bench.arms import plan
 from opentao.bench.results import ArmSpec, ResultDir, run_arms
 from opentao.bench.stats import aligned, paired_bootstrap
 from opentao.errors import TaoError
@@ -16,11 +17,13 @@ from opentao.errors import TaoError
 REPO = Path(__file__).resolve().parents[1]
 
 
-def load_tao_table():
-    spec = importlib.util.spec_from_file_location("tao_table", REPO / "benchmarks" / "tao_table.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+BENCH = table.Bench(REPO / "benchmarks")
+
+
+def bench_in(tmp_path: Path) -> table.Bench:
+    """A benchmark folder in ``tmp_path`` with the shipped sizes (tao_table.yaml)."""
+    shutil.copy(BENCH.here / "tao_table.yaml", tmp_path / "tao_table.yaml")
+    return table.Bench(tmp_path)
 
 
 # ------------------------------------------------------------------------------------------ bootstrap
@@ -115,25 +118,24 @@ def test_deadline_starts_no_new_arm(tmp_path: Path) -> None:
 
 
 def test_plan_names_are_unique_and_complete() -> None:
-    tt = load_tao_table()
     for mode in ("quick", "full"):
-        names = [s.name for s in tt.plan(mode)]
+        names = [s.name for s in plan(BENCH.sizes(mode))]
         assert len(names) == len(set(names))
         for task in ("sql", "docqa", "instruct"):
             assert {f"{task}-{a}" for a in ("base", "sft", "tao", "oracle")} <= set(names)
         assert "multitask" in names
-    full = [s.name for s in tt.plan("full")]
+    full = [s.name for s in plan(BENCH.sizes("full"))]
     assert {"docqa-tao-k2", "docqa-tao-k8", "docqa-tao-k16", "docqa-tao-r2", "docqa-tao-r3"} <= set(full)
     # round r needs round r-1: the plan orders them
     assert full.index("docqa-tao-r2") < full.index("docqa-tao-r3")
-    tried = tt.tried_plan()
+    tried = BENCH.tried_plan()
     assert len({s.name for s in tried}) == len(tried) and not {s.name for s in tried} & set(full)
     assert all(s.arm == "tried" and s.params["from"] in ("sft", "tao", "oracle") and s.params["why"] for s in tried)
 
 
 def test_tried_needs_full_sizes() -> None:
     with pytest.raises(SystemExit):
-        load_tao_table().main(["--quick", "--tried"])
+        table.main(["--quick", "--tried"], here=BENCH.here)
 
 
 # ------------------------------------------------------------------------------------- targets, report
@@ -197,13 +199,11 @@ def test_render_and_plots(tmp_path: Path) -> None:
 
 
 def test_render_readme_from_json_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    tt = load_tao_table()
-    monkeypatch.setattr(tt, "RESULTS", tmp_path / "results")
-    monkeypatch.setattr(tt, "HERE", tmp_path)
+    bench = bench_in(tmp_path)
     rd = ResultDir(tmp_path / "results", "quick")
     for name, data in fake_results().items():
         rd.save(name, data)
-    tt.render(["quick"])
+    table.render(bench, ["quick"])
     md = (tmp_path / "README.md").read_text()
     assert "## quick run" in md and (tmp_path / "results" / "quick-arms.png").is_file()
     assert json.loads((tmp_path / "results" / "quick-sql-tao.json").read_text())["params"]["k"] == 4
@@ -292,20 +292,18 @@ def test_docqa_balanced_accuracy_from_correctness_alone() -> None:
 
 def test_diagnose_uses_per_example_correctness_without_cached_answers(tmp_path: Path,
                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    tt = load_tao_table()
-    monkeypatch.setattr(tt, "RESULTS", tmp_path / "results")
-    monkeypatch.setattr(tt, "WORK", tmp_path / "runs")  # no cached eval answers
+    bench = bench_in(tmp_path)  # results/ and runs/ under tmp_path: no cached eval answers
     gold = [{"id": "a", "kind": "yesno", "answer": "yes"}, {"id": "b", "kind": "yesno", "answer": "no"},
             {"id": "c", "kind": "span", "answer": "Paris"}]
     test_file = tmp_path / "test.jsonl"
     test_file.write_text("".join(json.dumps(r) + "\n" for r in gold))
-    monkeypatch.setattr(tt.Bench, "test_file", lambda self, task: test_file)
+    monkeypatch.setattr(table, "test_file", lambda task: test_file)
     (tmp_path / "results").mkdir()
     (tmp_path / "results" / "diagnostics-full.json").write_text(json.dumps(
         {"full-docqa-base": {"docqa": {"yesno_yes_share": 0.0}}, "full-gone": {"docqa": {"kept": 1}}}))
     ResultDir(tmp_path / "results", "full").save("docqa-base", {"tasks": ["docqa"], "evals": {"docqa": {
         "model": "base", "accuracy": 1 / 3, "per_example": {"ids": ["a", "b", "c"], "correct": [False, True, False]}}}})
-    out = json.loads(tt.diagnose("full").read_text())
+    out = json.loads(table.diagnose(bench, "full").read_text())
     entry = out["full-docqa-base"]["docqa"]
     assert entry["yesno_balanced_accuracy"] == 0.5 and entry["yesno_recall"] == {"yes": 0.0, "no": 1.0}
     assert entry["yesno_yes_share"] == 0.0  # the earlier entry's answer-level fields are kept
@@ -313,7 +311,7 @@ def test_diagnose_uses_per_example_correctness_without_cached_answers(tmp_path: 
     assert "yesno_balanced_vs_base" not in entry  # the base is not compared with itself
     ResultDir(tmp_path / "results", "full").save("docqa-tao", {"tasks": ["docqa"], "evals": {"docqa": {
         "model": "tao", "accuracy": 2 / 3, "per_example": {"ids": ["c", "a", "b"], "correct": [False, True, True]}}}})
-    entry = json.loads(tt.diagnose("full").read_text())["full-docqa-tao"]["docqa"]
+    entry = json.loads(table.diagnose(bench, "full").read_text())["full-docqa-tao"]["docqa"]
     assert entry["yesno_balanced_accuracy"] == 1.0
     assert entry["yesno_balanced_vs_base"]["delta"] == 0.5 and entry["yesno_balanced_vs_base"]["n"] == 2
 
