@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from opentao.bench.results import ArmSpec
-from opentao.bench.taskinfo import get_task
+from opentao.tasks import get_task
 from opentao.config import RunConfig, load_config
 from opentao.data import read_table_rows
 from opentao.errors import TaoError

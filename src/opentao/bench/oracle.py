@@ -18,7 +18,7 @@ class GoldScorer:
     name = "gold"
 
     def __init__(self, task: str, gold: str, db: str | None = None) -> None:
-        from opentao.bench.taskinfo import get_task
+        from opentao.tasks import get_task
 
         self.grader = get_task(task).grader(db)
         self.gold = {str(r["id"]): r for r in read_table_rows(gold)}

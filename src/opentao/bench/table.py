@@ -23,7 +23,7 @@ import yaml
 from opentao.bench import report
 from opentao.bench.arms import Runner, Sizes, plan
 from opentao.bench.results import ArmSpec, ResultDir, run_arms
-from opentao.bench.taskinfo import get_task
+from opentao.tasks import get_task
 from opentao.data import read_table_rows
 from opentao.errors import TaoError
 
