@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -46,6 +45,3 @@ def other_model_dir(tmp_path_factory, tiny_model_dir) -> Path:
     return reinit_model(tiny_model_dir, tmp_path_factory.mktemp("other-llama"), seed=1, init_scale=0.2)
 
 
-def write_jsonl(path: Path, rows: list[dict]) -> Path:
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    return path
