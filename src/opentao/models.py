@@ -84,8 +84,8 @@ def pick_device(device: str = "auto") -> torch.device:
 
 def cpu_has_fast_bf16() -> bool:
     """Whether this CPU multiplies bf16 natively (AVX-512 BF16 or AMX). Without either, PyTorch falls back to a
-    generic bf16 GEMM that is far slower than fp32: on an AVX2-only AMD EPYC here, the LM head's backward product
-    (1024×49152)·(49152×576) took 62 s in bf16 and 0.4 s in fp32, and a LoRA step ~480 s instead of ~7 s."""
+    generic bf16 GEMM that is far slower than fp32 (by one to two orders of magnitude on an AVX2-only CPU; the
+    measurements are in docs/notes.md)."""
     for probe in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"):
         check = getattr(torch.cpu, probe, None)
         if callable(check) and check():

@@ -8,7 +8,7 @@ from opentao.config import RunConfig
 
 
 def quickstart_config(run_dir: str, task_dir: Path, overrides: list[str] | None = None) -> RunConfig:
-    """The quickstart: text-to-SQL on the real Chinook database, aimed at ≤ 15 min on 2 CPU cores (measured: docs/quickstart.md)."""
+    """The quickstart: text-to-SQL on the real Chinook database, aimed at ≤ 15 min on 2 CPU cores (its measured runs: docs/quickstart.md)."""
     from opentao.config import load_config
 
     cfg_path = Path(__file__).parents[1] / "configs" / "quickstart.yaml"

@@ -64,8 +64,8 @@ def score_only_labelled_tokens_on_cpu() -> bool:
     """Make TRL's fused LM head project only the labelled (completion) positions on CPU too.
 
     TRL 1.16's ``fused_lm_head`` scores only positions whose label is not -100 on Triton devices; elsewhere it
-    scores every position (static tile shapes for compilers such as Neuron) and masks afterwards. On CPU with our
-    ~430-token schema prompts and ~30-token answers that was ~17 s of a ~31 s LoRA step (profiled, B=8). The
+    scores every position (static tile shapes for compilers such as Neuron) and masks afterwards, which on CPU
+    with long prompts and short answers is most of a LoRA step (the measurement is in docs/notes.md). The
     switch lives in ``trl.trainer.utils._use_triton``; the kernel itself keeps its own check, so on CPU it still
     runs its plain-torch tiles. Returns False (and changes nothing) if this TRL version has no such switch.
     """
@@ -112,8 +112,8 @@ def _last_checkpoint(out: Path) -> str | None:
 def precision_args(model) -> dict:
     """TRL's configs default to ``bf16=True``, which on CPU wraps every forward in ``torch.autocast(bfloat16)``:
     the matmuls then run in bf16 whatever the weights' dtype. Autocast only when the model itself is held in bf16
-    (:func:`opentao.models.pick_dtype` chose it, the hardware has it); an fp32 model computes in fp32. On an
-    AVX2-only CPU the autocast cost a LoRA step ~480 s instead of ~7 s (PyTorch's generic bf16 GEMM)."""
+    (:func:`opentao.models.pick_dtype` chose it, the hardware has it); an fp32 model computes in fp32, which on a
+    CPU without native bf16 avoids PyTorch's slow generic bf16 GEMM (docs/notes.md)."""
     return {"bf16": model.dtype == torch.bfloat16, "fp16": False}
 
 
