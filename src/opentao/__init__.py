@@ -3,8 +3,9 @@
 The public surface is the names in ``__all__``: the run's config (:class:`RunConfig`, :func:`load_config`), the
 round loop (:func:`run_rounds`), the records every table holds (:class:`Prompt`, :class:`Candidate`,
 :class:`Score`, :class:`TrainExample`), the two extension protocols (:class:`Scorer`; :class:`Generator` with
-its :class:`GenRequest` and :class:`GenOutput`), the run directory (:class:`RunStore`) and the one user error
-(:class:`TaoError`). Each is imported on first use (a module ``__getattr__``), so ``import opentao`` stays light.
+its :class:`GenRequest` and :class:`GenOutput`), the run directory (:class:`RunStore`), the tasks
+(:class:`Task`, :func:`get_task`) and the one user error (:class:`TaoError`). Each is imported on first use (a
+module ``__getattr__``), so ``import opentao`` stays light.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ _EXPORTS = {
     "Generator": "opentao.generate.backend",
     "GenRequest": "opentao.generate.backend",
     "GenOutput": "opentao.generate.backend",
+    "Task": "opentao.tasks",
+    "get_task": "opentao.tasks",
 }
 
 __all__ = list(_EXPORTS)
@@ -40,6 +43,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time the names load lazi
     from opentao.records import Candidate, Prompt, Score, TrainExample
     from opentao.score.base import Scorer
     from opentao.store import RunStore
+    from opentao.tasks import Task, get_task
 
 
 def __getattr__(name: str) -> Any:
