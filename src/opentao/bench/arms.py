@@ -204,7 +204,8 @@ class Runner:
         if not store.has_part("train_examples", "r1"):
             gold = {str(r["id"]): r for r in read_table_rows(self.files(task)["gold"])}
             field_ = get_task(task).gold_output
-            ex = [TrainExample(q.prompt_id, "sft", q.messages, str(gold[q.prompt_id][field_]), round=1)
+            # the gold outputs, trained with the rft (SFT) loss: kind rft, like best-of-K examples
+            ex = [TrainExample(q.prompt_id, "rft", q.messages, str(gold[q.prompt_id][field_]), round=1)
                   for q in prompts]
             store.write_part("train_examples", "r1", ex, TrainExample.SCHEMA)
         tr = self.train(store, cfg, 1, base=cfg.model)

@@ -328,3 +328,60 @@ def test_instruct_diagnostics_pass_rate_per_type() -> None:
     assert d["all_constraints_pass_but_irrelevant"] == 1  # "ok ok ok" passes both but answers nothing
     md = report.render_diagnostics({"full-instruct-base": {"instruct": d}}, "full")
     assert "quotation (held out)" in md and "| `full-instruct-base` | 66.7 | 66.7 | 1 |" in md
+
+
+# ------------------------------------------------------------------------------- arms as run configs
+
+
+def _task_dir(tmp_path: Path) -> Path:
+    """A docqa-shaped task folder with three prompts (no download)."""
+    from tests.helpers.files import write_jsonl
+
+    d = tmp_path / "docqa"
+    d.mkdir()
+    rows = [{"id": f"p{i}", "messages": [{"role": "user", "content": f"q{i}"}]} for i in range(3)]
+    write_jsonl(d / "train.jsonl", rows)
+    write_jsonl(d / "train_gold.jsonl", [{**r, "kind": "yesno", "answer": "yes"} for r in rows])
+    write_jsonl(d / "test.jsonl", [{**r, "kind": "yesno", "answer": "yes"} for r in rows])
+    return d
+
+
+def test_arm_config_is_the_task_config_plus_the_diff(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from opentao.bench.arms import ORACLE, Runner
+    from opentao.config import load_config
+    from opentao.tasks import get_task
+
+    sizes = BENCH.sizes("quick")
+    runner = Runner(sizes, tmp_path / "runs")
+    monkeypatch.setitem(runner._dirs, "docqa", _task_dir(tmp_path))
+    cfg = runner.config("docqa", tmp_path / "arm", k=2)
+    shipped = load_config(get_task("docqa").config_path)
+    assert cfg.score.scorers == shipped.score.scorers and cfg.generate.system_prompts == shipped.generate.system_prompts
+    assert cfg.train.threshold == shipped.train.threshold and cfg.train.max_length == shipped.train.max_length
+    assert (cfg.generate.k, cfg.max_prompts, cfg.eval.max_examples) == (2, sizes.n_train, sizes.n_test)
+    assert (cfg.train.max_steps, cfg.train.batch_size, cfg.train.learning_rate) == (sizes.steps, sizes.batch, 3e-4)
+    assert cfg.generate.batch_size == 32 and cfg.generate.prompts_per_part == 8 and cfg.train.epochs == 1
+    assert cfg.prompts.endswith("train.jsonl") and cfg.eval.data.endswith("test.jsonl") and cfg.db is None
+    oracle = runner.config("docqa", tmp_path / "o", **{"score.scorers": [{"type": ORACLE, "task": "docqa",
+                                                                          "gold": "g"}], "train.threshold": 1.0})
+    assert oracle.score.scorers[0]["type"] == ORACLE and oracle.train.threshold == 1.0
+
+
+def test_seed_candidates_copies_the_first_k_slots(tmp_path: Path) -> None:
+    from opentao.bench.arms import Runner
+    from opentao.records import Candidate, Prompt
+    from opentao.store import RunStore
+
+    pool = RunStore(tmp_path / "pool")
+    prompts = [Prompt(f"p{i}", [{"role": "user", "content": f"q{i}"}], 1) for i in range(3)]
+    pool.write_part("prompts", "r1", prompts, Prompt.SCHEMA)
+    cands = [Candidate(p.prompt_id, f"{p.prompt_id}#{j}", "plain", [], f"t{j}", f"r{j}", f"a{j}", 1)
+             for p in prompts for j in range(12)]
+    pool.write_part("candidates", "r1-00000", cands[:24], Candidate.SCHEMA)
+    pool.write_part("candidates", "r1-00001", cands[24:], Candidate.SCHEMA)
+    arm = RunStore(tmp_path / "arm")
+    Runner(BENCH.sizes("quick"), tmp_path).seed_candidates(pool, arm, 10)
+    got = {r["candidate_id"] for r in arm.read("candidates", 1)}
+    assert got == {f"p{i}#{j}" for i in range(3) for j in range(10)}  # slots 10 and 11 left out (not "#1x" < "#2")
+    assert {r["prompt_id"] for r in arm.read("prompts", 1)} == {"p0", "p1", "p2"}
+    assert [p.name for p in arm.parts("candidates")] == [p.name for p in pool.parts("candidates")]

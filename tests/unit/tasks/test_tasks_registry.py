@@ -103,7 +103,7 @@ def test_score_gold_accepts_instruct_gold_rows(tmp_path: Path) -> None:
 def test_labeled_gate_grades_through_the_task_grader(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """gate.kind exact with gate.task: each greedy answer is graded by the task's grader (tao eval's grading);
     without gate.task the task-free exact/contains match is kept."""
-    from opentao.evaluate import gate
+    from opentao.flywheel import gates as gate
 
     rows = [{"id": "a", "messages": DOCQA_PROMPT, "kind": "yesno", "answer": "yes"},
             {"id": "b", "messages": DOCQA_PROMPT, "kind": "span", "answer": "blue sky"}]
