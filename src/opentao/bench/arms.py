@@ -144,7 +144,7 @@ class Runner:
 
     def score_train(self, store: RunStore, cfg: RunConfig, round_: int = 1) -> dict:
         """``stage_score`` then ``stage_train``; no example kept → ``{"skipped": ..., "model": cfg.model}``."""
-        from opentao.pipeline import stage_score, stage_train
+        from opentao.pipeline import stage_score
 
         stage_score(store, cfg, round_)
         return self.train(store, cfg, round_, base=cfg.model if round_ == 1 else None)
@@ -250,7 +250,7 @@ class Runner:
         sel, examples = {}, []
         for t in spec.tasks:  # the tasks' TAO arms must have run (the plan orders them first)
             tao_store = RunStore(self.arm_dir(t, f"{t}-tao"))
-            if not tao_store.read_summary("train-r1") and not tao_store.has_part("scores", "r1-00000"):
+            if not tao_store.parts("scores"):
                 raise TaoError(f"multitask needs the {t}-tao arm first")
             examples += [TrainExample.from_row(r) for r in tao_store.read("train_examples", 1)]
             sel[t] = self.selection(t, tao_store, 1)
@@ -286,8 +286,11 @@ class Runner:
         k = p.get("k", self.s.k)
         res = self.tao(task, name, k, oracle=p["from"] == "oracle", n_train=p.get("n_train"), steps=p.get("steps"),
                        **diff)
-        res["selection"].update(threshold=self.config(task, self.arm_dir(task, name)).train.threshold,
-                                method=p.get("method", "rft"))
+        if p["from"] == "oracle":  # the oracle's gold reward keeps only correct candidates
+            threshold = 1.0
+        else:
+            threshold = p.get("threshold", self.config(task, self.arm_dir(task, name)).train.threshold)
+        res["selection"].update(threshold=threshold, method=p.get("method", "rft"))
         return res
 
     # --- diagnostics (gold read here only to describe what was kept; never used for selection) --------

@@ -5,11 +5,11 @@
   ``stage_telemetry``, each ``(store, cfg, round_, ...)`` reading and writing the run directory;
 * :mod:`~opentao.pipeline.validation` — ``validate``: check a config's inputs before anything is written;
 * :mod:`~opentao.pipeline.format` — one-line renderings of stage results;
-* :mod:`~opentao.pipeline.prepare` — the quickstart config and a task's files by name.
+* :mod:`~opentao.pipeline.prepare` — the quickstart config.
 """
 
 from opentao.pipeline.format import fmt_acc, fmt_means
-from opentao.pipeline.prepare import prepare_task, quickstart_config
+from opentao.pipeline.prepare import quickstart_config
 from opentao.pipeline.rounds import (
     keep_round,
     model_for_round,
@@ -26,6 +26,6 @@ from opentao.pipeline.validation import round_prompts, validate
 
 __all__ = [
     "fmt_acc", "fmt_means", "keep_round", "model_for_round", "open_run",
-    "prepare_task", "quickstart_config", "round_prompts", "run_rounds", "stage_eval", "stage_generate",
+    "quickstart_config", "round_prompts", "run_rounds", "stage_eval", "stage_generate",
     "stage_integrity", "stage_score", "stage_telemetry", "stage_train", "validate",
 ]
