@@ -18,7 +18,35 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+ENGINES = ("auto", "hf", "vllm", "openai", "ray", "ray-auto", "ray-hf", "ray-vllm")
+
+
+class VllmConfig(_Strict):
+    """``generate.engine: vllm`` (:mod:`opentao.generate.vllm`): what is passed to ``vllm.LLM``."""
+
+    gpu_memory_utilization: float | None = Field(
+        None, gt=0, le=1, description="share of GPU memory (on a CPU build: of RAM) vLLM reserves for weights and "
+                                      "KV cache; default 0.3 on CPU, 0.85 on GPU")
+    max_model_len: int = Field(4096, ge=64, description="longest prompt + completion, in tokens")
+    enforce_eager: bool = Field(False, description="skip torch.compile (faster start-up, slower decoding)")
+    enable_prefix_caching: bool = Field(True, description="prefill a shared prefix (a prompt's K samples) once")
+    kwargs: dict[str, Any] = Field(default_factory=dict, description="more keyword arguments for vllm.LLM")
+
+
+class OpenAIEngineConfig(_Strict):
+    """``generate.engine: openai``: candidates from an OpenAI-compatible endpoint (``tao serve``, vLLM, ...)."""
+
+    base_url: str | None = Field(None, description="e.g. http://localhost:8000/v1")
+    model: str | None = Field(None, description="the endpoint's model name (default: the first it lists)")
+    api_key_env: str = "OPENAI_API_KEY"
+    concurrency: int = Field(8, ge=1)
+
+
 class GenerateConfig(_Strict):
+    engine: str = Field("auto", description="auto | hf | vllm | openai; ray-<engine> runs it on Ray Data actors "
+                                            "(auto: vllm when it is installed, else hf)")
+    vllm: VllmConfig = Field(default_factory=VllmConfig)
+    openai: OpenAIEngineConfig = Field(default_factory=OpenAIEngineConfig)
     k: int = Field(4, ge=1, le=256, description="candidates per prompt (the tuning-compute knob)")
     strategies: list[str] = Field(default_factory=lambda: ["plain"], description="plain | cot | system")
     temperatures: list[float] = Field(default_factory=lambda: [0.7, 1.0])
@@ -34,6 +62,13 @@ class GenerateConfig(_Strict):
     batch_size: int = Field(32, ge=1, description="sequences per generate() call")
     prompts_per_part: int = Field(16, ge=1, description="prompts per resumable unit of work")
     extract: Literal["sql", "final_answer", "none"] = "none"
+
+    @field_validator("engine")
+    @classmethod
+    def _engine(cls, v: str) -> str:
+        if v not in ENGINES:
+            raise ValueError(f"unknown engine {v!r}: use {', '.join(ENGINES)}")
+        return v
 
     @field_validator("strategies")
     @classmethod
@@ -125,6 +160,16 @@ class SelectConfig(_Strict):
                                                 "is generated and scored after the last), not the last round")
 
 
+class RayConfig(_Strict):
+    """Where ``ray-*`` engines run (:mod:`opentao.generate.ray_engine`): Ray Data jobs over the run tables."""
+
+    address: str | None = Field(None, description="None: start a local Ray instance; 'auto': the running one; "
+                                                  "'ray://head:10001': a cluster")
+    actors: int = Field(1, ge=1, description="model-holding actors (one engine each)")
+    num_cpus: float = Field(1, gt=0, description="CPUs reserved per actor")
+    num_gpus: float = Field(0, ge=0, description="GPUs per actor (1 for a vLLM engine on a GPU node)")
+
+
 class RunConfig(_Strict):
     run_dir: str = "runs/tao"
     model: str = "bundled"
@@ -141,6 +186,7 @@ class RunConfig(_Strict):
     eval: EvalConfig = Field(default_factory=EvalConfig)
     collapse: CollapseConfig = Field(default_factory=CollapseConfig)
     select: SelectConfig = Field(default_factory=SelectConfig)
+    ray: RayConfig = Field(default_factory=RayConfig)
 
 
 def _set_path(data: dict[str, Any], dotted: str, value: Any) -> None:

@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from opentao.config import GenerateConfig
 from opentao.generate.backend import GenRequest, Generator
+from opentao.generate.engines import close_generator
 from opentao.generate.strategies import extract, plan_slots, source_messages
 from opentao.progress import progress_bar
 from opentao.records import Candidate, Prompt
@@ -55,31 +56,39 @@ def run_generate(
         log.info("generate: all %d parts already done", len(parts))
         return stats
     generator = make_generator()
+    try:
+        _generate_parts(store, todo, slots, cfg, generator, round_, seed, stats)
+    finally:
+        close_generator(generator)
+    return stats
+
+
+def part_seed(seed: int, round_: int, idx: int) -> int:
+    """The sampling seed of part ``idx`` of a round: the same on a resume, whichever engine or process runs it."""
+    return seed * 1_000_003 + round_ * 10_007 + idx
+
+
+def generate_part(generator: Generator, part: list[Prompt], slots: list, cfg: GenerateConfig, *, round_: int,
+                  seed: int) -> list[Candidate]:
+    """The candidates of one part of prompts: one ``generate`` call of every (prompt, slot) request, in that
+    order (a prompt's samples adjacent, so the backend can share their prefill)."""
+    jobs = [(p, s, source_messages(p.messages, s, cfg.system_prompts)) for p in part for s in slots]
+    requests = [GenRequest(src, s.temperature, cfg.max_new_tokens, seed, tuple(cfg.stop)) for _, s, src in jobs]
+    outputs = generator.generate(requests)
+    cands = []
+    for (p, s, src), out in zip(jobs, outputs):
+        response, answer = extract(out.text, s.strategy, cfg.extract)
+        cands.append(Candidate(prompt_id=p.prompt_id, candidate_id=f"{p.prompt_id}#{s.index}", strategy=s.label,
+                               source_messages=src, text=out.text, response=response, answer=answer, round=round_,
+                               temperature=s.temperature, num_tokens=out.num_tokens))
+    return cands
+
+
+def _generate_parts(store: RunStore, todo: list, slots: list, cfg: GenerateConfig, generator: Generator,
+                    round_: int, seed: int, stats: dict) -> None:
     with progress_bar(f"generate r{round_}", total=sum(len(part) for _, part in todo), unit="prompts",
                       rates=("candidates", "tokens"), every_s=0) as advance:  # in a log: a line per part
         for idx, part in todo:
-            part_seed = seed * 1_000_003 + round_ * 10_007 + idx
-            jobs = [(p, s, source_messages(p.messages, s, cfg.system_prompts)) for p in part for s in slots]
-            # (prompt, slot) order keeps a prompt's samples adjacent, so the backend can share their prefill
-            requests = [GenRequest(src, s.temperature, cfg.max_new_tokens, part_seed, tuple(cfg.stop)) for _, s, src in jobs]
-            outputs = generator.generate(requests)
-            cands = []
-            for (p, s, src), out in zip(jobs, outputs):
-                response, answer = extract(out.text, s.strategy, cfg.extract)
-                cands.append(
-                    Candidate(
-                        prompt_id=p.prompt_id,
-                        candidate_id=f"{p.prompt_id}#{s.index}",
-                        strategy=s.label,
-                        source_messages=src,
-                        text=out.text,
-                        response=response,
-                        answer=answer,
-                        round=round_,
-                        temperature=s.temperature,
-                        num_tokens=out.num_tokens,
-                    )
-                )
+            cands = generate_part(generator, part, slots, cfg, round_=round_, seed=part_seed(seed, round_, idx))
             stats["candidates"] += store.write_part("candidates", f"r{round_}-{idx:05d}", cands, Candidate.SCHEMA)
             advance(len(part), candidates=len(cands), tokens=sum(c.num_tokens for c in cands))
-    return stats

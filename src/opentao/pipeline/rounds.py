@@ -38,15 +38,13 @@ def model_for_round(store: RunStore, cfg: RunConfig, round_: int) -> str:
 
 
 def stage_generate(store: RunStore, cfg: RunConfig, round_: int) -> dict:
-    from opentao.generate.hf import HFGenerator
+    from opentao.generate.engines import build_generator
     from opentao.generate.stage import run_generate
-    from opentao.models import load_model
 
     model_name = model_for_round(store, cfg, round_)
 
     def make_generator():
-        model, tok = load_model(model_name, dtype=cfg.dtype, device=cfg.device)
-        return HFGenerator(model, tok, batch_size=cfg.generate.batch_size, top_p=cfg.generate.top_p)
+        return build_generator(cfg.generate, model_name, dtype=cfg.dtype, device=cfg.device, seed=cfg.seed)
 
     return run_generate(store, round_prompts(cfg, round_), cfg.generate, make_generator, round_=round_,
                         seed=cfg.seed)

