@@ -147,22 +147,56 @@ def _adapter_is_zero(model) -> bool:
     return all(float(p.detach().abs().max()) == 0.0 for n, p in model.named_parameters() if "lora_B" in n)
 
 
+def draw_micro(order: list[int], rng: random.Random, n_items: int, bs: int, world: int = 1) -> list[int]:
+    """The example indices of one global micro-batch (``bs`` per rank, ``bs × world`` in all), popped off ``order``
+    (the shuffled epochs, refilled from ``rng``). Every rank draws the same list from the same seed and trains on
+    its slice ``[rank::world]``; a tiny set is repeated so that every rank gets at least one example."""
+    need = bs * world
+    if len(order) < need:
+        order.extend(rng.sample(range(n_items), n_items))  # a fresh shuffled epoch
+    while len(order) < world:
+        order.extend(rng.sample(range(n_items), n_items))
+    return [order.pop(0) for _ in range(min(need, len(order)))]
+
+
+def _shard_logps(model, items: list[Encoded], bs: int, pad_id: int, device, adapter_off: bool, acc) -> list:
+    """:func:`_all_logps` of every item, each rank computing a contiguous share and all of them gathered in order
+    (one process: all of it, as before)."""
+    from accelerate.utils import gather_object
+
+    n, world, rank = len(items), acc.num_processes, acc.process_index
+    lo, hi = n * rank // world, n * (rank + 1) // world
+    mine = _all_logps(model, items[lo:hi], bs, pad_id, device, adapter_off)
+    return mine if world == 1 else gather_object(mine)
+
+
 def train_grpo(base_model: str, examples: list[TrainExample], cfg: TrainConfig, *, work_dir: Path, out_dir: Path,
                dtype: str = "auto", device: str = "auto") -> dict:
-    """Train on GRPO examples (one per sampled response, each with its advantage) and publish the merged model."""
+    """Train on GRPO examples (one per sampled response, each with its advantage) and publish the merged model.
+
+    Under ``accelerate launch`` (DDP) each rank holds the model on its own device, the reference pass is split
+    between the ranks, and every optimizer step's global batch (``batch_size × grad_accum`` per rank) is drawn
+    identically on every rank, each training on its slice; the loss normalizer is the global one divided by the
+    number of ranks, so DDP's gradient average equals the one-process gradient of the whole batch. One process
+    runs exactly the loop it always did.
+    """
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
     from peft import LoraConfig, get_peft_model
     from transformers import get_cosine_schedule_with_warmup
 
-    from opentao.train.merge import publish_merged
+    from opentao.train import distributed
+    from opentao.train.merge import publish_on_main
 
     g = cfg.grpo
     if g.beta > 0 and not cfg.lora:
         raise TaoError("train.method grpo: the KL reference is the model with its LoRA adapter off; set "
                        "train.lora: true, or train.grpo.beta: 0 for no KL term")
+    distributed.check_launch("grpo")
     eps_high = g.epsilon_high if g.epsilon_high is not None else g.epsilon
     torch.manual_seed(cfg.seed)
     rng = random.Random(cfg.seed)
-    model, tok = load_model(base_model, dtype=dtype, device=device)
+    model, tok = load_model(base_model, dtype=dtype, device=str(distributed.train_device(device)))
     base_params = count_parameters(model)
     pad_id = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
     items, dropped = encode_examples(examples, tok, cfg.max_length)
@@ -176,52 +210,59 @@ def train_grpo(base_model: str, examples: list[TrainExample], cfg: TrainConfig, 
             if p.requires_grad and p.dtype != torch.float32:
                 p.data = p.data.float()
     dev = next(model.parameters()).device
+    # precision is opentao's dtype, never autocast: a Trainer earlier in this process may have set its own, as
+    # TrainingArguments itself resets the state before building its Accelerator
+    AcceleratorState._reset_state()
+    acc = Accelerator(mixed_precision="no", device_placement=False)  # the model is already on this rank's device
+    world, rank, main = acc.num_processes, acc.process_index, acc.is_main_process
     bs = cfg.batch_size
     # the reference and the model that sampled the round: computed once, before the first update
-    ref = (_all_logps(model, items, bs, pad_id, dev, adapter_off=True) if cfg.lora
-           else _all_logps(model, items, bs, pad_id, dev, adapter_off=False))
-    old = ref if (not cfg.lora or _adapter_is_zero(model)) else _all_logps(model, items, bs, pad_id, dev, False)
+    ref = _shard_logps(model, items, bs, pad_id, dev, cfg.lora, acc)
+    old = ref if (not cfg.lora or _adapter_is_zero(model)) else _shard_logps(model, items, bs, pad_id, dev, False,
+                                                                              acc)
 
-    per_step = bs * cfg.grad_accum
+    per_step = bs * cfg.grad_accum * world
     steps_per_epoch = math.ceil(len(items) / per_step)
     total = cfg.max_steps if cfg.max_steps > 0 else max(1, math.ceil(cfg.epochs * steps_per_epoch))
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.learning_rate)
     sched = get_cosine_schedule_with_warmup(opt, num_warmup_steps=min(2, total - 1), num_training_steps=total)
+    model, opt = acc.prepare(model, opt)  # DDP (gradient all-reduce) under a launcher; as they were alone
     order: list[int] = []
     history: list[dict[str, float]] = []
     model.train()
     for step in range(total):
-        micro = []
-        for _ in range(cfg.grad_accum):
-            if len(order) < bs:
-                order.extend(rng.sample(range(len(items)), len(items)))  # a fresh shuffled epoch
-            micro.append([order.pop(0) for _ in range(min(bs, len(order)))])
-        batches = [(_batch([items[i] for i in idx], pad_id, dev), idx) for idx in micro]
-        norm = (sum(float(b["completion_mask"].sum()) for b, _ in batches) if g.loss_type == "dapo"
-                else float(sum(len(idx) for _, idx in batches)))
+        micro = [draw_micro(order, rng, len(items), bs, world) for _ in range(cfg.grad_accum)]  # global
+        norm = (float(sum(len(items[i].completion_ids) for idx in micro for i in idx)) if g.loss_type == "dapo"
+                else float(sum(len(idx) for idx in micro)))
+        normalizer = max(norm, 1.0) / world  # DDP averages the ranks' gradients: undo the 1/world
+        batches = [(_batch([items[i] for i in idx[rank::world]], pad_id, dev), idx[rank::world]) for idx in micro]
         opt.zero_grad(set_to_none=True)
         loss_sum, kls, clips = 0.0, [], []
-        for batch, idx in batches:
+        for m, (batch, idx) in enumerate(batches):
             C = batch["completion_mask"].size(1)
-            logps = sequence_logps(model, batch)  # (B, C)
-            loss, st = grpo_loss(logps, _pad_rows([old[i] for i in idx], C, dev),
-                                 _pad_rows([ref[i] for i in idx], C, dev), batch["advantages"],
-                                 batch["completion_mask"], epsilon=g.epsilon, epsilon_high=eps_high, beta=g.beta,
-                                 loss_type=g.loss_type, normalizer=max(norm, 1.0))
-            loss.backward()
+            with acc.no_sync(model) if m < len(batches) - 1 else nullcontext():  # all-reduce once per step
+                logps = sequence_logps(model, batch)  # (B, C)
+                loss, st = grpo_loss(logps, _pad_rows([old[i] for i in idx], C, dev),
+                                     _pad_rows([ref[i] for i in idx], C, dev), batch["advantages"],
+                                     batch["completion_mask"], epsilon=g.epsilon, epsilon_high=eps_high,
+                                     beta=g.beta, loss_type=g.loss_type, normalizer=normalizer)
+                acc.backward(loss)
             loss_sum += float(loss.detach())
             kls.append(st["kl"])
             clips.append(st["clip"])
-        grad_norm = float(torch.nn.utils.clip_grad_norm_(params, g.max_grad_norm))
+        grad_norm = float(acc.clip_grad_norm_(params, g.max_grad_norm))
         opt.step()
         sched.step()
-        history.append({"step": step + 1, "loss": loss_sum, "kl": sum(kls) / len(kls),
-                        "clip_ratio": sum(clips) / len(clips), "grad_norm": grad_norm})
-        log.info("grpo step %d/%d: loss %.4f kl %.5f clip %.3f", step + 1, total, loss_sum, history[-1]["kl"],
-                 history[-1]["clip_ratio"])
+        kl, clip = sum(kls) / len(kls), sum(clips) / len(clips)
+        if world > 1:  # the whole batch's loss is the mean of the ranks' (each normalized by the global count / N)
+            t = acc.reduce(torch.tensor([loss_sum, kl, clip], dtype=torch.float64, device=acc.device), "mean")
+            loss_sum, kl, clip = (float(x) for x in t)
+        history.append({"step": step + 1, "loss": loss_sum, "kl": kl, "clip_ratio": clip, "grad_norm": grad_norm})
+        if main:
+            log.info("grpo step %d/%d: loss %.4f kl %.5f clip %.3f", step + 1, total, loss_sum, kl, clip)
     model.eval()
-    tuned_params = publish_merged(model, tok, base_params, out_dir, lora=cfg.lora)
+    tuned_params = publish_on_main(acc.unwrap_model(model), tok, base_params, out_dir, lora=cfg.lora)
     losses = [h["loss"] for h in history]
     return {
         "examples": len(examples), "encoded": len(items), "dropped_too_long": dropped,

@@ -1,4 +1,6 @@
-"""Publishing a tuned model: the LoRA adapter merged back, bf16, the base's parameter count checked, atomic save."""
+"""Publishing a tuned model: the LoRA adapter merged back, bf16, the base's parameter count checked, atomic save.
+
+Under ``accelerate launch`` only the main process publishes (:func:`publish_on_main`); the others wait for it."""
 
 from __future__ import annotations
 
@@ -32,4 +34,16 @@ def publish_merged(model, tok, base_params: int, out_dir: Path, *, lora: bool) -
     tok.save_pretrained(tmp)
     shutil.rmtree(out_dir, ignore_errors=True)
     os.replace(tmp, out_dir)
+    return tuned_params
+
+
+def publish_on_main(model, tok, base_params: int, out_dir: Path, *, lora: bool) -> int:
+    """:func:`publish_merged` on the main process only (``model`` unwrapped: the module itself, not its DDP
+    wrapper); every rank then waits until the folder is in place and returns the (same) parameter count."""
+    from opentao.train import distributed
+
+    tuned_params = base_params
+    if distributed.is_main_process():
+        tuned_params = publish_merged(model, tok, base_params, out_dir, lora=lora)
+    distributed.barrier()
     return tuned_params

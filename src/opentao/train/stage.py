@@ -1,4 +1,7 @@
-"""Stage 3 driver: scored candidates → ``train_examples`` table → tuned model folder ``models/round-<r>``."""
+"""Stage 3 driver: scored candidates → ``train_examples`` table → tuned model folder ``models/round-<r>``.
+
+Under ``accelerate launch`` every rank runs :func:`run_train`; only the main process writes the table, the model
+folder and the summary, and the others read them after a barrier (:mod:`opentao.train.distributed`)."""
 
 from __future__ import annotations
 
@@ -66,11 +69,16 @@ def run_train(store: RunStore, cfg: TrainConfig, base_model: str, *, round_: int
     if (out / "config.json").is_file() and done:
         log.info("train: %s already exists, skipping", out)
         return {**done, "skipped": True}
+    from opentao.train import distributed
     from opentao.train.trainer import train_model
 
-    examples = examples_for_round(store, cfg, round_, band=band)
+    distributed.check_launch(cfg.method)
+    with distributed.main_first():  # the main process builds and writes the table; the others then read it
+        examples = examples_for_round(store, cfg, round_, band=band)
     stats = train_model(base_model, examples, cfg, work_dir=store.root / "train" / f"round-{round_}",
                         out_dir=out, dtype=dtype, device=device)
     stats.update(base_model=base_model, model=str(out), method=cfg.method)
-    store.write_summary(f"train-r{round_}", stats)
+    if distributed.is_main_process():
+        store.write_summary(f"train-r{round_}", stats)
+    distributed.barrier()
     return stats

@@ -13,6 +13,11 @@ that dtype (:func:`precision_args`), and the LoRA weights are fp32. The adapter 
 saved in bf16, so the tuned model has exactly the base's architecture and parameter count — inference cost is
 unchanged — and this is checked before the folder is published. Checkpoints are saved every ``save_steps`` steps, so a killed
 run resumes from the last one.
+
+Under ``accelerate launch`` (DDP or DeepSpeed ZeRO-2) the TRL trainers shard the data and reduce the gradients
+themselves; each rank loads the base on its own device, and only the main process merges and publishes the
+folder while the others wait (:mod:`opentao.train.distributed`). ``train.max_steps`` counts optimizer steps, each
+of ``batch_size × grad_accum × processes`` examples.
 """
 
 from __future__ import annotations
@@ -26,7 +31,8 @@ from opentao.config import TrainConfig
 from opentao.errors import TaoError
 from opentao.models import count_parameters, load_model
 from opentao.records import TrainExample
-from opentao.train.merge import publish_merged
+from opentao.train import distributed
+from opentao.train.merge import publish_on_main
 from opentao.train.progress import attach_progress
 
 log = logging.getLogger(__name__)
@@ -132,6 +138,7 @@ def train_model(
         raise TaoError("no training examples: every candidate scored below the threshold (lower train.threshold, "
                        "raise generate.k, or check the scorers)")
     check_kinds(examples, cfg.method)
+    distributed.check_launch(cfg.method)
     if cfg.method == "grpo":
         from opentao.train.grpo import train_grpo
 
@@ -141,7 +148,7 @@ def train_model(
 
     score_only_labelled_tokens_on_cpu()
 
-    model, tok = load_model(base_model, dtype=dtype, device=device)
+    model, tok = load_model(base_model, dtype=dtype, device=str(distributed.train_device(device)))
     base_params = count_parameters(model)
     tok.padding_side = "right"
     common = dict(
@@ -183,11 +190,12 @@ def train_model(
         if p.requires_grad and p.dtype != torch.float32:
             p.data = p.data.float()
     attach_progress(trainer, f"train {out_dir.name}")
-    resume = _last_checkpoint(work_dir)
+    with distributed.main_first():  # the main process removes a torn checkpoint before the others look
+        resume = _last_checkpoint(work_dir)
     if resume:
         log.info("resuming training from %s", resume)
     result = trainer.train(resume_from_checkpoint=resume)
-    tuned_params = publish_merged(trainer.model, tok, base_params, out_dir, lora=cfg.lora)
+    tuned_params = publish_on_main(trainer.model, tok, base_params, out_dir, lora=cfg.lora)
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     return {
         "examples": len(examples),
