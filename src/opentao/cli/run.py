@@ -93,13 +93,23 @@ def integrity_table(summary: dict) -> Table:
 
 def train(config: ConfigOpt = None, set_: SetOpt = None, run_dir: RunDirOpt = None, model: ModelOpt = None,
           round_: RoundOpt = 1, force: ForceOpt = False) -> None:
-    """Stage 3: train toward high scorers (rft, dpo or grpo; LoRA) and save a merged model folder."""
+    """Stage 3: train toward high scorers (rft, dpo or grpo; LoRA) and save a merged model folder.
+
+    Runs under `accelerate launch` too (one process per GPU; configs in opentao/configs/accelerate/)."""
     from opentao.pipeline import stage_train
 
     cfg = _cfg(config, set_, run_dir=run_dir, model=model)
     stats = stage_train(_open(cfg, "train"), cfg, round_, force=force)
+    if not _main_process():
+        return  # under accelerate launch every rank trains; the main process reports
     out.print(f"train: {stats['examples']} examples, {stats['steps']} steps → {stats['model']} "
               f"({stats['parameters']:,} parameters, same as the base)")
+
+
+def _main_process() -> bool:
+    from opentao.train.distributed import is_main_process
+
+    return is_main_process()
 
 
 def eval_(

@@ -43,11 +43,15 @@ def deepspeed_launch() -> bool:
     return os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() in ("1", "true", "yes")
 
 
+def deepspeed_installed() -> bool:
+    return importlib.util.find_spec("deepspeed") is not None
+
+
 def check_launch(method: str) -> None:
     """TaoError for launches this training cannot run (module doc); nothing at all for a plain process."""
     if not deepspeed_launch():
         return
-    if importlib.util.find_spec("deepspeed") is None:
+    if not deepspeed_installed():
         raise TaoError("this accelerate config uses DeepSpeed, which is not installed: pip install deepspeed "
                        "(needs a CUDA toolkit), or launch with configs/accelerate/ddp.yaml")
     if method == "grpo":
