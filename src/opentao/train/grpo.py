@@ -32,6 +32,10 @@ How it fits TAO's stage boundary, and every simplification against TRL's online 
 * **Needs LoRA** when ``beta > 0`` (the reference is the adapter switched off). No entropy masking, no importance
   sampling correction for a vLLM sampler, no sequence-level ratios, no liger kernel.
 * **No checkpoint resume**: a killed grpo training restarts the round's training (the run's tables are intact).
+* **Several GPUs: DDP only** (``accelerate launch``, :mod:`opentao.train.distributed`). Model and optimizer go
+  through ``accelerate.Accelerator.prepare``; every rank draws the same global batch and trains on its slice, the
+  normalizer is the global one divided by the number of ranks (so DDP's averaged gradient is the one-process
+  gradient of the global batch), and the reference pass is split between the ranks. DeepSpeed is refused.
 
 Then, exactly as ``rft``/``dpo``: the adapter is merged, the model saved in bf16, and its parameter count checked
 against the base (:func:`opentao.train.merge.publish_merged`).

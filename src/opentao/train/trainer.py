@@ -169,6 +169,7 @@ def train_model(
         use_cpu=model.device.type == "cpu",
         dataloader_num_workers=0,
         gradient_checkpointing=False,  # TRL turns it on by default; a 135M model needs no memory saving
+        ddp_find_unused_parameters=False,  # under DDP: every LoRA (or full) weight is used in every forward
         **precision_args(model),
     )
     peft_config = (
