@@ -69,7 +69,9 @@ def ensure_ray(ray_cfg: RayConfig):
         except (ConnectionError, RuntimeError, ValueError) as exc:
             where = ray_cfg.address or "a local instance"
             raise TaoError(f"could not start Ray at {where}: {type(exc).__name__}: {exc}") from None
-        log.info("ray: %s", ray.cluster_resources())
+        res = ray.cluster_resources()
+        log.info("ray: %s, %g CPUs, %g GPUs", ray_cfg.address or "a local instance", res.get("CPU", 0),
+                 res.get("GPU", 0))
     ray.data.DataContext.get_current().enable_progress_bars = False  # the stage draws its own
     logging.getLogger("ray.data").setLevel(logging.WARNING)  # not a line per Dataset started and finished
     return ray
