@@ -80,7 +80,9 @@ def ensure_ray(ray_cfg: RayConfig):
 def _worker_path(name: str | None) -> str | None:
     """A path that exists here, made absolute (a worker's working directory is not the driver's); other names
     (``bundled``, a hub id) unchanged."""
-    if not name or name.lower() in ("bundled",):
+    from opentao.models import BUNDLED_ALIASES  # already imported: the stage's validation resolved the model
+
+    if not name or name.lower() in BUNDLED_ALIASES:
         return name
     path = Path(name).expanduser()
     return str(path.resolve()) if path.exists() else name
