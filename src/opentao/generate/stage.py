@@ -37,6 +37,38 @@ def chunks(items: list, size: int) -> list[list]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
+def part_key(round_: int, idx: int) -> str:
+    """The key of part ``idx`` of a round in the ``candidates`` and ``scores`` tables."""
+    return f"r{round_}-{idx:05d}"
+
+
+def plan_generate(store: RunStore, prompts: list[Prompt], cfg: GenerateConfig, round_: int
+                  ) -> tuple[list, list[tuple[int, list[Prompt]]], dict]:
+    """What every generate path does before sampling: write the round's prompts, plan the K slots, and find the
+    parts not yet on disk. Returns ``(slots, todo, stats)``, ``todo`` as ``(part index, prompts)``."""
+    write_prompts(store, prompts, round_)
+    slots = plan_slots(cfg.k, cfg.strategies, cfg.temperatures, len(cfg.system_prompts))
+    parts = chunks(prompts, cfg.prompts_per_part)
+    todo = [(i, part) for i, part in enumerate(parts) if not store.has_part("candidates", part_key(round_, i))]
+    stats = {"prompts": len(prompts), "parts": len(parts), "parts_skipped": len(parts) - len(todo), "candidates": 0}
+    if not todo:
+        log.info("generate: all %d parts already done", len(parts))
+    return slots, todo, stats
+
+
+def generate_progress(round_: int, todo: list[tuple[int, list[Prompt]]]):
+    """The stage's progress bar (in a log: a line per part); advance it with :func:`write_candidates`."""
+    return progress_bar(f"generate r{round_}", total=sum(len(part) for _, part in todo), unit="prompts",
+                        rates=("candidates", "tokens"), every_s=0)
+
+
+def write_candidates(store: RunStore, round_: int, idx: int, cands: list[Candidate], n_prompts: int, stats: dict,
+                     advance) -> None:
+    """Write one finished part (atomically) and count it in ``stats`` and the progress bar."""
+    stats["candidates"] += store.write_part("candidates", part_key(round_, idx), cands, Candidate.SCHEMA)
+    advance(n_prompts, candidates=len(cands), tokens=sum(c.num_tokens for c in cands))
+
+
 def run_generate(
     store: RunStore,
     prompts: list[Prompt],
@@ -47,17 +79,15 @@ def run_generate(
     seed: int = 0,
 ) -> dict:
     """Sample ``cfg.k`` candidates for every prompt; skips parts already on disk. Returns stage stats."""
-    write_prompts(store, prompts, round_)
-    slots = plan_slots(cfg.k, cfg.strategies, cfg.temperatures, len(cfg.system_prompts))
-    parts = chunks(prompts, cfg.prompts_per_part)
-    todo = [(i, part) for i, part in enumerate(parts) if not store.has_part("candidates", f"r{round_}-{i:05d}")]
-    stats = {"prompts": len(prompts), "parts": len(parts), "parts_skipped": len(parts) - len(todo), "candidates": 0}
+    slots, todo, stats = plan_generate(store, prompts, cfg, round_)
     if not todo:
-        log.info("generate: all %d parts already done", len(parts))
         return stats
     generator = make_generator()
     try:
-        _generate_parts(store, todo, slots, cfg, generator, round_, seed, stats)
+        with generate_progress(round_, todo) as advance:
+            for idx, part in todo:
+                cands = generate_part(generator, part, slots, cfg, round_=round_, seed=part_seed(seed, round_, idx))
+                write_candidates(store, round_, idx, cands, len(part), stats, advance)
     finally:
         close_generator(generator)
     return stats
@@ -83,12 +113,3 @@ def generate_part(generator: Generator, part: list[Prompt], slots: list, cfg: Ge
                                temperature=s.temperature, num_tokens=out.num_tokens))
     return cands
 
-
-def _generate_parts(store: RunStore, todo: list, slots: list, cfg: GenerateConfig, generator: Generator,
-                    round_: int, seed: int, stats: dict) -> None:
-    with progress_bar(f"generate r{round_}", total=sum(len(part) for _, part in todo), unit="prompts",
-                      rates=("candidates", "tokens"), every_s=0) as advance:  # in a log: a line per part
-        for idx, part in todo:
-            cands = generate_part(generator, part, slots, cfg, round_=round_, seed=part_seed(seed, round_, idx))
-            stats["candidates"] += store.write_part("candidates", f"r{round_}-{idx:05d}", cands, Candidate.SCHEMA)
-            advance(len(part), candidates=len(cands), tokens=sum(c.num_tokens for c in cands))

@@ -38,10 +38,16 @@ def model_for_round(store: RunStore, cfg: RunConfig, round_: int) -> str:
 
 
 def stage_generate(store: RunStore, cfg: RunConfig, round_: int) -> dict:
-    from opentao.generate.engines import build_generator
+    """Stage 1 on ``generate.engine``: in this process, or on Ray actors for a ``ray-*`` engine."""
+    from opentao.generate.engines import build_generator, on_ray
     from opentao.generate.stage import run_generate
 
     model_name = model_for_round(store, cfg, round_)
+    if on_ray(cfg.generate.engine):
+        from opentao.generate.ray_engine import ray_generate
+
+        return ray_generate(store, round_prompts(cfg, round_), cfg.generate, model_name, round_=round_,
+                            seed=cfg.seed, ray_cfg=cfg.ray, dtype=cfg.dtype, device=cfg.device)
 
     def make_generator():
         return build_generator(cfg.generate, model_name, dtype=cfg.dtype, device=cfg.device, seed=cfg.seed)
@@ -51,10 +57,16 @@ def stage_generate(store: RunStore, cfg: RunConfig, round_: int) -> dict:
 
 
 def stage_score(store: RunStore, cfg: RunConfig, round_: int) -> dict:
+    """Stage 2: in this process, or on Ray actors when ``generate.engine`` is a ``ray-*`` engine."""
+    from opentao.generate.engines import on_ray
     from opentao.score.stage import MODEL_SCORERS, run_score
 
     needs_model = any(spec.get("type") in MODEL_SCORERS for spec in cfg.score.scorers)
     model = model_for_round(store, cfg, round_) if needs_model else None
+    if on_ray(cfg.generate.engine):
+        from opentao.generate.ray_engine import ray_score
+
+        return ray_score(store, cfg.score, round_=round_, ray_cfg=cfg.ray, db=cfg.db, model=model)
     return run_score(store, cfg.score, round_=round_, db=cfg.db, model=model)
 
 

@@ -8,11 +8,13 @@ re-calling an endpoint for) finished groups.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from opentao.config import ScoreConfig
 from opentao.errors import TaoError
-from opentao.generate.stage import chunks
+from opentao.generate.stage import chunks, part_key
 from opentao.progress import progress_bar
 from opentao.records import Candidate, Prompt, Score
 from opentao.score.registry import build_scorers, fit_scorers, own_normalizations, score_group_all
@@ -45,49 +47,95 @@ def with_default_db(specs: list[dict[str, Any]], db: str | None) -> list[dict[st
     return out
 
 
-def run_score(store: RunStore, cfg: ScoreConfig, *, round_: int = 0, db: str | None = None,
-              model: str | None = None) -> dict:
-    """Score the round's groups; ``model`` is the round's policy, for the scorers of :data:`MODEL_SCORERS`."""
+@dataclass
+class ScoreJob:
+    """A round's scoring work: the specs (run-level ``db`` and round model filled in), the prompts, every group
+    (candidates sorted by id, in prompt order), and the parts of ``prompts_per_part`` groups not yet on disk."""
+
+    specs: list[dict[str, Any]]
+    prompts: dict[str, Prompt]
+    groups: dict[str, list[Candidate]]
+    todo: list[tuple[int, list[str]]]
+    stats: dict[str, Any]
+
+
+def plan_score(store: RunStore, cfg: ScoreConfig, round_: int, *, db: str | None = None,
+               model: str | None = None) -> ScoreJob:
+    """What every score path does before scoring: read the round's groups and find the parts still to do."""
     if not cfg.scorers:
         raise TaoError("no scorers configured: add at least one under score.scorers")
     specs = with_round_model(with_default_db(cfg.scorers, db), model)
+    prompts = {r["prompt_id"]: Prompt.from_row(r) for r in store.read("prompts", round_)}
+    by_prompt: dict[str, list[Candidate]] = defaultdict(list)
+    for row in store.read("candidates", round_):
+        by_prompt[row["prompt_id"]].append(Candidate.from_row(row))
+    if not by_prompt:
+        raise TaoError(f"no candidates for round {round_} in {store.root}: run 'tao generate' first")
+    groups = {pid: sorted(by_prompt[pid], key=lambda c: c.candidate_id) for pid in prompts if pid in by_prompt}
+    parts = chunks(list(groups), cfg.prompts_per_part)
+    todo = [(i, p) for i, p in enumerate(parts) if not store.has_part("scores", part_key(round_, i))]
+    stats: dict[str, Any] = {"groups": len(groups), "parts_skipped": len(parts) - len(todo), "abstained": Counter()}
+    return ScoreJob(specs, prompts, groups, todo, stats)
+
+
+def ready_scorers(specs: list[dict[str, Any]], prompts: dict[str, Prompt], groups: dict[str, list[Candidate]]):
+    """Build the scorers of ``specs`` and fit them on *every* group of the round (also on a resume, and in every
+    Ray actor), so a part scores the same whichever process scores it. Returns ``(scorers, own_normalizations)``."""
     scorers = build_scorers(specs)
     own_norm = own_normalizations(specs, scorers)
-    prompts = {r["prompt_id"]: Prompt.from_row(r) for r in store.read("prompts", round_)}
-    groups: dict[str, list[Candidate]] = defaultdict(list)
-    for row in store.read("candidates", round_):
-        groups[row["prompt_id"]].append(Candidate.from_row(row))
-    if not groups:
-        raise TaoError(f"no candidates for round {round_} in {store.root}: run 'tao generate' first")
-    order = [pid for pid in prompts if pid in groups]
-    for pid in order:
-        groups[pid].sort(key=lambda c: c.candidate_id)
-    fit_scorers(scorers, [(prompts[pid], groups[pid]) for pid in order])  # every group, also on a resume
-    parts = chunks(order, cfg.prompts_per_part)
-    todo = [(i, p) for i, p in enumerate(parts) if not store.has_part("scores", f"r{round_}-{i:05d}")]
-    stats: dict[str, Any] = {"groups": len(order), "parts_skipped": len(parts) - len(todo), "abstained": Counter()}
-    with progress_bar(f"score r{round_}", total=sum(len(p) for _, p in todo), unit="groups",
-                      counts=("abstentions",)) as advance:
-        for idx, part in todo:
-            rows: list[Score] = []
-            for pid in part:
-                cands = groups[pid]
-                per_scorer, combined = score_group_all(scorers, prompts[pid], cands, normalize=cfg.normalize,
-                                                     per_scorer_normalize=own_norm)
-                abstained = 0
-                for name, values in [*per_scorer.items(), ("combined", combined)]:
-                    for cand, value in zip(cands, values):
-                        if value is None:
-                            stats["abstained"][name] += 1
-                            abstained += name != "combined"
-                        rows.append(Score(pid, cand.candidate_id, name, value, round_))
-                advance(1, abstentions=abstained)
-            store.write_part("scores", f"r{round_}-{idx:05d}", rows, Score.SCHEMA)
+    fit_scorers(scorers, [(prompts[pid], cands) for pid, cands in groups.items()])
+    return scorers, own_norm
+
+
+def score_part(scorers, own_norm: dict[str, str], prompts: dict[str, Prompt], groups: dict[str, list[Candidate]],
+               part: list[str], *, normalize: str, round_: int,
+               on_group: Callable[[int], None] | None = None) -> tuple[list[Score], Counter]:
+    """The score rows of one part's groups (each scorer, then ``combined``) and its abstentions per scorer;
+    ``on_group(n)`` is called after each group with the number of its non-combined abstentions."""
+    rows: list[Score] = []
+    abstained_by: Counter = Counter()
+    for pid in part:
+        cands = groups[pid]
+        per_scorer, combined = score_group_all(scorers, prompts[pid], cands, normalize=normalize,
+                                             per_scorer_normalize=own_norm)
+        abstained = 0
+        for name, values in [*per_scorer.items(), ("combined", combined)]:
+            for cand, value in zip(cands, values):
+                if value is None:
+                    abstained_by[name] += 1
+                    abstained += name != "combined"
+                rows.append(Score(pid, cand.candidate_id, name, value, round_))
+        if on_group is not None:
+            on_group(abstained)
+    return rows, abstained_by
+
+
+def score_progress(round_: int, todo: list[tuple[int, list[str]]]):
+    return progress_bar(f"score r{round_}", total=sum(len(p) for _, p in todo), unit="groups",
+                        counts=("abstentions",))
+
+
+def finish_score(store: RunStore, round_: int, stats: dict[str, Any], counters: dict[str, dict]) -> dict:
+    """The stage's summary (abstentions, scorer counters, means, flat share), written as ``score-r<N>.json``."""
     stats["abstained"] = dict(stats["abstained"])
-    stats["scorer_counters"] = scorer_counters(scorers)
+    stats["scorer_counters"] = counters
     stats.update(score_summary(store, round_))
     store.write_summary(f"score-r{round_}", stats)
     return stats
+
+
+def run_score(store: RunStore, cfg: ScoreConfig, *, round_: int = 0, db: str | None = None,
+              model: str | None = None) -> dict:
+    """Score the round's groups; ``model`` is the round's policy, for the scorers of :data:`MODEL_SCORERS`."""
+    job = plan_score(store, cfg, round_, db=db, model=model)
+    scorers, own_norm = ready_scorers(job.specs, job.prompts, job.groups)
+    with score_progress(round_, job.todo) as advance:
+        for idx, part in job.todo:
+            rows, abstained = score_part(scorers, own_norm, job.prompts, job.groups, part, normalize=cfg.normalize,
+                                         round_=round_, on_group=lambda n: advance(1, abstentions=n))
+            job.stats["abstained"].update(abstained)
+            store.write_part("scores", part_key(round_, idx), rows, Score.SCHEMA)
+    return finish_score(store, round_, job.stats, scorer_counters(scorers))
 
 
 def scorer_counters(scorers_with_weights) -> dict[str, dict]:

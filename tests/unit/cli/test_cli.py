@@ -68,6 +68,14 @@ def test_config_typo(tmp_path):
     _assert_clean_failure(res, "generate.kk", tmp_path / "run")
 
 
+@pytest.mark.parametrize("verb", ["generate", "score", "run"])
+def test_engine_flag_is_generate_engine(tmp_path, verb):
+    args = [str(tmp_path / "c.yaml")] if verb == "run" else []
+    (tmp_path / "c.yaml").write_text("generate: {engine: hf}\n")
+    res = tao(verb, *args, "--set", "generate.engine=hf", "--engine", "ray-tpu", "--run-dir", str(tmp_path / "run"))
+    _assert_clean_failure(res, "generate.engine: Value error, unknown engine 'ray-tpu'", tmp_path / "run")
+
+
 def test_tables_on_missing_dir(tmp_path):
     res = tao("tables", str(tmp_path / "nope"))
     _assert_clean_failure(res, "no run directory", tmp_path / "nope")
