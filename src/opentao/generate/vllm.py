@@ -56,6 +56,19 @@ def vllm_dtype(dtype: str, device: str) -> str:
     return {torch.bfloat16: "bfloat16", torch.float16: "float16", torch.float32: "float32"}[pick_dtype(dtype, dev)]
 
 
+def model_positions(path: str) -> int | None:
+    """The model's ``max_position_embeddings`` (None when its config does not say)."""
+    import json
+    from pathlib import Path
+
+    cfg = Path(path) / "config.json"
+    try:
+        value = json.loads(cfg.read_text()).get("max_position_embeddings") if cfg.is_file() else None
+    except (OSError, ValueError):
+        return None
+    return int(value) if isinstance(value, int) and value > 0 else None
+
+
 class VLLMGenerator:
     """Sampling with ``vllm.LLM`` (see the module docstring for what matches the HF backend)."""
 
@@ -75,6 +88,7 @@ class VLLMGenerator:
         import torch
 
         path = resolve_model(model)
+        max_model_len = min(max_model_len, model_positions(path) or max_model_len)  # a small model's own limit
         on_gpu = device != "cpu" and torch.cuda.is_available()
         share = gpu_memory_utilization or (GPU_MEMORY_SHARE if on_gpu else CPU_MEMORY_SHARE)
         os.environ.setdefault("VLLM_CONFIGURE_LOGGING", "0")  # our logging, not vLLM's handlers on the root
