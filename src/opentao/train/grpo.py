@@ -60,7 +60,7 @@ from opentao.tokens import completion_logits, encode_pair, pad_batch
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Encoded", "encode_examples", "grpo_loss", "sequence_logps", "train_grpo"]
+__all__ = ["Encoded", "encode_examples", "grpo_loss", "optimizer_steps", "sequence_logps", "train_grpo"]
 
 
 @dataclass
@@ -84,6 +84,17 @@ def encode_examples(examples: list[TrainExample], tok, max_length: int) -> tuple
             continue
         out.append(Encoded(pair[0], pair[1], float(e.advantage)))
     return out, dropped
+
+
+def optimizer_steps(n_examples: int, cfg: TrainConfig, world: int = 1) -> int:
+    """Optimizer steps of a grpo training on ``n_examples`` encoded examples: ``train.max_steps`` when > 0, else
+    ``ceil(epochs * ceil(n / (batch_size * grad_accum * world)))``, at least 1 (``world``: the DDP ranks). Every
+    step is ``grad_accum`` micro-batches of ``batch_size`` examples per rank (a batch is refilled from a fresh
+    shuffled epoch, so it is never short)."""
+    if cfg.max_steps > 0:
+        return cfg.max_steps
+    steps_per_epoch = math.ceil(n_examples / (cfg.batch_size * cfg.grad_accum * world))
+    return max(1, math.ceil(cfg.epochs * steps_per_epoch))
 
 
 def _batch(items: list[Encoded], pad_id: int, device: torch.device) -> dict[str, torch.Tensor]:
@@ -225,9 +236,7 @@ def train_grpo(base_model: str, examples: list[TrainExample], cfg: TrainConfig, 
     old = ref if (not cfg.lora or _adapter_is_zero(model)) else _shard_logps(model, items, bs, pad_id, dev, False,
                                                                               acc)
 
-    per_step = bs * cfg.grad_accum * world
-    steps_per_epoch = math.ceil(len(items) / per_step)
-    total = cfg.max_steps if cfg.max_steps > 0 else max(1, math.ceil(cfg.epochs * steps_per_epoch))
+    total = optimizer_steps(len(items), cfg, world)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.learning_rate)
     sched = get_cosine_schedule_with_warmup(opt, num_warmup_steps=min(2, total - 1), num_training_steps=total)

@@ -10,7 +10,7 @@ from opentao.errors import TaoError
 from opentao.models import count_parameters, load_model
 from opentao.records import Candidate, Prompt, TrainExample
 from opentao.train.examples import build_examples, group_advantages
-from opentao.train.grpo import _batch, encode_examples, grpo_loss, sequence_logps, train_grpo
+from opentao.train.grpo import _batch, encode_examples, grpo_loss, optimizer_steps, sequence_logps, train_grpo
 from opentao.train.trainer import check_kinds
 
 MSGS = [{"role": "user", "content": "Say yes."}]
@@ -23,6 +23,16 @@ def test_advantages_hand_computed():
     assert group_advantages([2.0, 1.0, 0.0], scale=False) == pytest.approx([1.0, 0.0, -1.0])
     assert group_advantages([0.7, 0.7, 0.7]) is None  # zero variance: no signal
     assert group_advantages([1.0]) is None
+
+
+def test_optimizer_steps_of_one_epoch_and_of_max_steps():
+    # 56 examples, batches of 8: 7 steps; of 3 x 2 micro-batches: ceil(56 / 6) = 10; 1.5 epochs of 7 -> 11
+    assert optimizer_steps(56, TrainConfig(batch_size=8, epochs=1)) == 7
+    assert optimizer_steps(57, TrainConfig(batch_size=8, epochs=1)) == 8
+    assert optimizer_steps(56, TrainConfig(batch_size=3, grad_accum=2, epochs=1)) == 10
+    assert optimizer_steps(56, TrainConfig(batch_size=8, epochs=1.5)) == 11
+    assert optimizer_steps(56, TrainConfig(batch_size=8, max_steps=3)) == 3
+    assert optimizer_steps(1, TrainConfig(batch_size=8, epochs=0.1)) == 1
 
 
 def _cand(pid: str, i: int, response: str) -> Candidate:
