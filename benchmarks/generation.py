@@ -36,10 +36,14 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ENGINES = ("hf-plain", "hf", "vllm", "vllm-allcores", "vllm-eager")
-VARIANT_VLLM = {"vllm-eager": {"enforce_eager": True}}  # no torch.compile: start-up against decode speed
-# vLLM's CPU build keeps one core for its front end by default; "vllm-allcores" gives its workers every core
-VARIANT_ENV = {"vllm-allcores": {"VLLM_CPU_NUM_OF_RESERVED_CPU": "0"}}
+ENGINES = ("hf-plain", "hf", "vllm", "vllm-compiled", "vllm-reserve1", "vllm-eager-reserve1")
+# "vllm" is opentao's defaults (on a CPU: eager, and on <= 4 cores every core for vLLM's workers); the variants
+# measure what those defaults change: compiled (torch.compile), and vLLM's own choice of keeping a core for its
+# front end, compiled or eager
+VARIANT_ENV = {"vllm-reserve1": {"VLLM_CPU_NUM_OF_RESERVED_CPU": "1"},
+               "vllm-eager-reserve1": {"VLLM_CPU_NUM_OF_RESERVED_CPU": "1"}}
+VARIANT_VLLM = {"vllm-compiled": {"enforce_eager": False}, "vllm-reserve1": {"enforce_eager": False},
+                "vllm-eager-reserve1": {"enforce_eager": True}}
 
 
 def tree_rss_peak(stop: threading.Event, out: list[int]) -> None:
@@ -218,6 +222,12 @@ def bound(results: list[dict], args) -> dict:
     return out
 
 
+def torch_has_cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--engines", default="hf-plain,hf,vllm", help=f"comma-separated, of {', '.join(ENGINES)}")
@@ -226,6 +236,7 @@ def main() -> None:
     ap.add_argument("--max-new-tokens", type=int, default=128)
     ap.add_argument("--greedy-prompts", type=int, default=32)
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--resume", action="store_true", help="reuse engines already measured (OUT.parts/ENGINE.json)")
     ap.add_argument("--one", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one:
@@ -235,11 +246,20 @@ def main() -> None:
     bad = [e for e in engines if e not in ENGINES]
     if bad:
         raise SystemExit(f"error: unknown engine(s) {bad}: use {', '.join(ENGINES)}")
+    out = args.out or HERE / "results" / f"generation-{'gpu' if torch_has_cuda() else 'cpu'}.json"
+    parts = out.with_suffix(".parts")  # each engine's result as it finishes; --resume reuses them
+    parts.mkdir(parents=True, exist_ok=True)
     results = []
     for engine in engines:
+        done = parts / f"{engine}.json"
+        if args.resume and done.is_file():
+            results.append(json.loads(done.read_text()))
+            print(f"[{engine}] reused {done}", file=sys.stderr, flush=True)
+            continue
         cmd = [sys.executable, __file__, "--one", engine, "--candidates", str(args.candidates), "--k", str(args.k),
                "--max-new-tokens", str(args.max_new_tokens), "--greedy-prompts", str(args.greedy_prompts)]
         print(f"[{engine}] running ...", file=sys.stderr, flush=True)
+        load_before = os.getloadavg()[0]
         t = time.perf_counter()
         proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **VARIANT_ENV.get(engine, {})})
         if proc.returncode != 0:
@@ -247,6 +267,8 @@ def main() -> None:
             raise SystemExit(f"error: engine {engine} failed (exit {proc.returncode})")
         r = json.loads(proc.stdout.strip().splitlines()[-1])
         r["process_s"] = round(time.perf_counter() - t, 1)
+        r["load_avg_1m_before"], r["load_avg_1m_after"] = load_before, os.getloadavg()[0]
+        done.write_text(json.dumps(r, indent=1) + "\n")
         results.append(r)
         print(f"[{engine}] {r['tok_per_s']} tok/s, start-up {r['startup_s']} s", file=sys.stderr, flush=True)
     facts = bound(results, args)
@@ -270,7 +292,6 @@ def main() -> None:
                                                         "candidates": args.candidates},
               "machine": machine(facts["dtype"]), "bound": facts, "engines": results, "ratios": ratios,
               "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    out = args.out or HERE / "results" / f"generation-{'gpu' if report['machine']['gpu'] else 'cpu'}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps({"engines": [{k: r[k] for k in ("engine", "startup_s", "generate_s", "tok_per_s",

