@@ -222,6 +222,28 @@ def bound(results: list[dict], args) -> dict:
     return out
 
 
+def render(report: dict) -> str:
+    """The JSON as a Markdown page (``results/generation-<machine>.md``)."""
+    m, w, b = report["machine"], report["workload"], report["bound"]
+    lines = [f"# Generation engines ({'GPU' if m['gpu'] else 'CPU'})", "",
+             f"Written by `benchmarks/generation.py` from `{report['json']}` ({report['when']}): {m['cores']} × {m['cpu']}, "
+             f"AVX-512 BF16 {m['avx512_bf16']}, {m['dtype']}, torch {m['torch']}, vLLM {m['vllm']}. Workload: the "
+             f"`{w['task']}` task's training prompts, K={w['k']}, ≤{w['max_new_tokens']} new tokens, "
+             f"{w['candidates']} candidates, the task's sampling settings.", "",
+             "| engine | start-up s | generate s | tok/s | tok/s incl. start-up | cand/s incl. start-up | "
+             "share of bound | peak RSS GiB | load before |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for r in report["engines"]:
+        lines.append(f"| {r['engine']} | {r['startup_s']} | {r['generate_s']} | {r['tok_per_s']} | "
+                     f"{r['tok_per_s_with_startup']} | {r['cand_per_s_with_startup']} | {r.get('share_of_bound')} | "
+                     f"{r['peak_rss_gib']} | {r.get('load_avg_1m_before', '')} |")
+    lines += ["", f"Bound: {b['params']:,} parameters ({b['embedding_params']:,} in the tied embedding), "
+              f"{b['distinct_prompt_tokens']:,} distinct prompt tokens, matmul peak {b['matmul_peak_gflops']} GFLOP/s "
+              f"({b['dtype']}). Ratios (generation time, and with start-up):", ""]
+    lines += [f"- `{k}`: {v}" for k, v in report["ratios"].items()]
+    return "\n".join(lines) + "\n"
+
+
 def torch_has_cuda() -> bool:
     import torch
 
@@ -293,7 +315,9 @@ def main() -> None:
               "machine": machine(facts["dtype"]), "bound": facts, "engines": results, "ratios": ratios,
               "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     out.parent.mkdir(parents=True, exist_ok=True)
+    report["json"] = str(out.relative_to(HERE.parent)) if out.is_relative_to(HERE.parent) else str(out)
     out.write_text(json.dumps(report, indent=2) + "\n")
+    out.with_suffix(".md").write_text(render(report))
     print(json.dumps({"engines": [{k: r[k] for k in ("engine", "startup_s", "generate_s", "tok_per_s",
                                                      "tok_per_s_with_startup", "share_of_bound", "peak_rss_gib")}
                                   for r in results], "ratios": ratios}, indent=1))

@@ -38,8 +38,18 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+def vllm_version() -> str | None:
+    try:
+        import vllm
+    except ImportError:
+        return None
+    return vllm.__version__
+
+
 def measure(run_dir: Path) -> dict:
     import torch
+
+    from opentao.models import cpu_has_fast_bf16
 
     if run_dir.exists():
         shutil.rmtree(run_dir)
@@ -57,8 +67,10 @@ def measure(run_dir: Path) -> dict:
         "command": "tao quickstart",
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count(), "cpu": cpu_model(), "python": platform.python_version(),
-                    "torch": torch.__version__, "load_avg_1m_before": round(load_before[0], 2),
+                    "torch": torch.__version__, "avx512_bf16": cpu_has_fast_bf16(), "vllm": vllm_version(),
+                    "load_avg_1m_before": round(load_before[0], 2),
                     "load_avg_1m_after": round(os.getloadavg()[0], 2)},
+        "engines": {"generate": r1["generate"].get("engine"), "eval": summary["base"].get("engine", "hf")},
         "wall_s": round(wall, 1),
         "stage_wall_s": {"eval_base": summary["base"]["wall_s"], "generate": r1["generate"]["wall_s"],
                          "score": r1["score"]["wall_s"], "train": r1["train"]["wall_s"],

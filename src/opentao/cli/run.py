@@ -122,6 +122,7 @@ def eval_(
     db: Annotated[Optional[str], typer.Option(help="SQLite database (sql only)")] = None,
     max_examples: Annotated[Optional[int], typer.Option(help="evaluate only the first N")] = None,
     run_dir: RunDirOpt = None,
+    engine: Annotated[str, typer.Option(help="hf | vllm | auto (vllm when installed); compare models under one")] = "hf",
 ) -> None:
     """Greedy answers on a held-out labeled split; gold metric with a 95% confidence interval."""
     from opentao.evaluate.base import evaluate_task
@@ -137,7 +138,7 @@ def eval_(
         data = data or files["test"]
         db = db or files["db"]
     res = evaluate_task(model, data, spec.grader(db), max_examples=max_examples,
-                        store=RunStore(run_dir) if run_dir else None)
+                        store=RunStore(run_dir) if run_dir else None, engine=engine)
     out.print(f"{model}: {task} accuracy {fmt_acc(res)}; {res['mean_new_tokens']:.1f} new tokens/answer")
 
 

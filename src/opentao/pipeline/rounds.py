@@ -39,7 +39,7 @@ def model_for_round(store: RunStore, cfg: RunConfig, round_: int) -> str:
 
 def stage_generate(store: RunStore, cfg: RunConfig, round_: int) -> dict:
     """Stage 1 on ``generate.engine``: in this process, or on Ray actors for a ``ray-*`` engine."""
-    from opentao.generate.engines import build_generator, on_ray
+    from opentao.generate.engines import build_generator, on_ray, split_engine
     from opentao.generate.stage import run_generate
 
     model_name = model_for_round(store, cfg, round_)
@@ -49,11 +49,15 @@ def stage_generate(store: RunStore, cfg: RunConfig, round_: int) -> dict:
         return ray_generate(store, round_prompts(cfg, round_), cfg.generate, model_name, round_=round_,
                             seed=cfg.seed, ray_cfg=cfg.ray, dtype=cfg.dtype, device=cfg.device)
 
-    def make_generator():
-        return build_generator(cfg.generate, model_name, dtype=cfg.dtype, device=cfg.device, seed=cfg.seed)
+    backend = split_engine(cfg.generate.engine)[1]
 
-    return run_generate(store, round_prompts(cfg, round_), cfg.generate, make_generator, round_=round_,
-                        seed=cfg.seed)
+    def make_generator():
+        return build_generator(cfg.generate, model_name, dtype=cfg.dtype, device=cfg.device, seed=cfg.seed,
+                               backend=backend)
+
+    stats = run_generate(store, round_prompts(cfg, round_), cfg.generate, make_generator, round_=round_,
+                         seed=cfg.seed)
+    return {**stats, "engine": backend}
 
 
 def stage_score(store: RunStore, cfg: RunConfig, round_: int) -> dict:
