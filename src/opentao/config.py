@@ -29,7 +29,8 @@ class VllmConfig(_Strict):
                                       "KV cache; default 0.3 on CPU, 0.85 on GPU")
     max_model_len: int = Field(4096, ge=64, description="longest prompt + completion, in tokens")
     enforce_eager: bool | None = Field(None, description="skip torch.compile and graph capture; default: on a CPU "
-                                                         "(start-up ~1 min shorter, decoding as fast), off on a GPU")
+                                                         "(start-up ~1 min shorter; decoding slower, so a large round may "
+                                                         "prefer false), off on a GPU")
     enable_prefix_caching: bool = Field(True, description="prefill a shared prefix (a prompt's K samples) once")
     kwargs: dict[str, Any] = Field(default_factory=dict, description="more keyword arguments for vllm.LLM")
 
