@@ -21,6 +21,13 @@ at the mode's largest K (``stage_generate``); an arm at K copies each prompt's f
 directory, so a larger K sees a superset of a smaller one's samples and the K curve is not blurred by
 independent draws. An arm whose scorer keeps no training example is its starting model, untrained
 (``train.skipped``), and is evaluated as such.
+
+Seeds: a :class:`Runner` works at one seed, the run config's ``seed`` (candidate sampling) and ``train.seed``
+(training data order, LoRA init). At seed 0 the run directories are ``<task>/<arm>/`` and ``<task>/pool-k<K>/``
+as before seeds existed; at seed ``s > 0`` they are ``<task>/<arm>-s<s>/`` and ``<task>/pool-k<K>-s<s>/``: each
+seed samples its own pool, so seeds share no candidate. :func:`seed_runs` picks the arms run at each seed. The
+base arm is greedy decoding of the untuned model, which no seed reaches (:data:`SEED_INVARIANT`): it runs once,
+at seed 0, and that run is every seed's base (an untrained arm at any seed reuses its answers too).
 """
 
 from __future__ import annotations
@@ -41,6 +48,8 @@ from opentao.store import RunStore
 log = logging.getLogger(__name__)
 
 ORACLE = "opentao.bench.oracle:GoldScorer"
+KINDS = ("base", "sft", "tao", "oracle", "multitask", "scale")  # the plan's arm kinds (ArmSpec.arm)
+SEED_INVARIANT = frozenset({"base"})  # greedy eval of the untuned model: one run serves every seed
 
 
 @dataclass(frozen=True)
@@ -80,8 +89,25 @@ def plan(s: Sizes) -> list[ArmSpec]:
     return specs
 
 
+def seed_runs(specs: list[ArmSpec], seeds: tuple[int, ...] | list[int],
+              seeded: tuple[str, ...] | list[str]) -> list[tuple[int, list[ArmSpec]]]:
+    """``[(seed, the arms to run at it)]``: every arm at the first seed (which must be 0: the seed of the result
+    files without a seed suffix), and at each further seed the arms whose kind is in ``seeded`` — less the
+    seed-invariant kinds (:data:`SEED_INVARIANT`), whose seed-0 run stands for every seed."""
+    seeds = list(seeds)
+    if not seeds or seeds[0] != 0 or len(set(seeds)) != len(seeds) or \
+            not all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in seeds):
+        raise TaoError(f"seeds must be distinct non-negative integers starting with 0, got {seeds}")
+    unknown = sorted(set(seeded) - set(KINDS))
+    if unknown:
+        raise TaoError(f"seeded: unknown arm kinds {unknown} (known: {', '.join(KINDS)})")
+    again = [s for s in specs if s.arm in seeded and s.arm not in SEED_INVARIANT]
+    return [(seeds[0], list(specs))] + [(x, again) for x in seeds[1:] if again]
+
+
 class Runner:
-    """Runs one arm at a time in ``work/<task>/<arm>/`` run directories; every stage resumes from its tables."""
+    """Runs one arm at a time at ``seed`` in ``work/<task>/<arm>/`` run directories (``<arm>-s<seed>/`` at a seed
+    other than 0); every stage resumes from its tables."""
 
     def __init__(self, sizes: Sizes, work: str | Path, seed: int = 0) -> None:
         self.s = sizes
@@ -113,17 +139,25 @@ class Runner:
         }
         return load_config(get_task(task).config_path, None, **direct)
 
+    def tag(self, name: str) -> str:
+        """A run directory's name at this runner's seed: ``name`` at seed 0, ``name-s<seed>`` otherwise."""
+        return name if self.seed == 0 else f"{name}-s{self.seed}"
+
     def arm_dir(self, task: str, name: str) -> Path:
-        return self.work / task / name
+        return self.work / task / self.tag(name)
+
+    def base_dir(self, task: str) -> Path:
+        """The base arm's run directory: the seed-0 one at every seed (:data:`SEED_INVARIANT`)."""
+        return self.work / task / f"{task}-base"
 
     # --- stages ---------------------------------------------------------------------------------------
     def pool(self, task: str, n_train: int | None = None, k: int | None = None) -> RunStore:
-        """The task's round-1 sample pool: ``stage_generate`` at ``k`` (default: the mode's largest K)."""
+        """The task's round-1 sample pool at this seed: ``stage_generate`` at ``k`` (default: the mode's largest K)."""
         from opentao.pipeline import open_run, stage_generate
 
         k = k or self.s.k_pool
         tag = f"pool-k{k}" if n_train is None else f"pool-n{n_train}-k{k}"
-        cfg = self.config(task, self.work / task / tag, k=k, n_train=n_train)
+        cfg = self.config(task, self.work / task / self.tag(tag), k=k, n_train=n_train)
         store = open_run(cfg, ("generate",))
         stage_generate(store, cfg, 1)
         return store
@@ -161,13 +195,14 @@ class Runner:
                     "model": base or str(store.model_dir(round_ - 1))}
 
     def eval(self, task: str, store: RunStore, cfg: RunConfig, model: str, label: str, round_: int) -> dict:
-        """``stage_eval`` of ``model``; the base model (an untrained arm too) reuses the base arm's answers."""
+        """``stage_eval`` of ``model``; the base model (an untrained arm too, at any seed) reuses the base arm's
+        answers in the seed-0 base directory (whose recorded config keeps seed 0)."""
         from opentao.pipeline import open_run, stage_eval
 
         from opentao.evaluate.base import safe_label
 
         if model == cfg.model:
-            cfg = self.config(task, self.arm_dir(task, f"{task}-base"))
+            cfg = self.config(task, self.base_dir(task), seed=0, **{"train.seed": 0})
             store, label, round_ = open_run(cfg), "base", 0
         ev = stage_eval(store, cfg, model, label, round_)
         answers = store.part_path("eval_results", f"r{round_}-{safe_label(label)}")
@@ -179,7 +214,7 @@ class Runner:
         if spec.arm == "tried":
             return self.run_tried(spec)
         if spec.arm == "base":
-            cfg = self.config(task, self.arm_dir(task, spec.name))
+            cfg = self.config(task, self.base_dir(task), seed=0, **{"train.seed": 0})
             return {"evals": {task: self.eval(task, RunStore(cfg.run_dir), cfg, cfg.model, "base", 0)}}
         if spec.arm == "sft":
             return self.sft(task, spec.name)
@@ -254,8 +289,9 @@ class Runner:
                 raise TaoError(f"multitask needs the {t}-tao arm first")
             examples += [TrainExample.from_row(r) for r in tao_store.read("train_examples", 1)]
             sel[t] = self.selection(t, tao_store, 1)
-        lengths = [self.config(t, self.work / "multitask").train.max_length for t in spec.tasks]
-        cfg = self.config(spec.tasks[0], self.work / "multitask", steps=self.s.steps * len(spec.tasks),
+        work = self.work / self.tag("multitask")
+        lengths = [self.config(t, work).train.max_length for t in spec.tasks]
+        cfg = self.config(spec.tasks[0], work, steps=self.s.steps * len(spec.tasks),
                           **{"train.max_length": max(lengths)})
         store = open_run(cfg, ("train",))
         if not store.has_part("train_examples", "r1"):
@@ -263,7 +299,7 @@ class Runner:
         tr = self.train(store, cfg, 1, base=cfg.model)
         evals = {}
         for t in spec.tasks:
-            tcfg = self.config(t, self.work / "multitask")
+            tcfg = self.config(t, work)
             evals[t] = self.eval(t, store, tcfg, tr["model"], f"{spec.name}-{t}", 1)
         return {"train": tr, "selection": sel, "evals": evals}
 

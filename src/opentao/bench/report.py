@@ -4,6 +4,12 @@ Result names (see ``benchmarks/tao_table.py``): ``<task>-base``, ``<task>-sft``,
 ``<task>-oracle``, ``multitask``, and the compute-scaling settings ``<task>-tao-k<K>`` (other K, round 1) and
 ``<task>-tao-r<R>`` (default K, rounds 2..). Every file has ``evals: {task: eval summary}`` with per-example
 correctness, so differences to the base come with a paired-bootstrap 95% CI.
+
+Seeds (:mod:`opentao.bench.results`): ``results`` maps names to the seed-0 files; ``by_seed`` (``{name: {seed:
+result}}``, :meth:`~opentao.bench.results.ResultDir.by_seed`) adds the other seeds' files. An arm with files at
+several seeds shows, in the accuracy table and the targets, the mean over its seeds, and its difference to the
+base carries the pooled (seed × example) CI of :func:`opentao.bench.stats.pooled_paired_bootstrap`, the one base
+run paired with every seed. Arms with one seed — and the compute-scaling, cost and plot views — are seed 0's.
 """
 
 from __future__ import annotations
@@ -11,7 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from opentao.bench.stats import aligned, paired_bootstrap
+from opentao.bench.stats import aligned, aligned_seeds, paired_bootstrap, pooled_paired_bootstrap
 from opentao.tasks import TASKS as _REGISTRY
 
 TASKS = tuple(_REGISTRY)  # the registered tasks, in registry order
@@ -42,6 +48,32 @@ def vs_base(results: dict[str, dict], task: str, ev: dict, seed: int = 0) -> dic
     return paired_bootstrap(b, a, seed=seed)
 
 
+def _name(task: str, arm: str) -> str:
+    return "multitask" if arm == "multitask" else f"{task}-{arm}"
+
+
+def seed_runs(results: dict[str, dict], by_seed: dict[str, dict[int, dict]] | None, task: str,
+              arm: str) -> list[dict]:
+    """The arm's result files that evaluated ``task``, one per seed (seeds ascending); without ``by_seed`` just the
+    seed-0 file of ``results``."""
+    runs = (by_seed or {}).get(_name(task, arm)) or {0: arm_data(results, task, arm)}
+    return [d for _, d in sorted(runs.items()) if d and task in d.get("evals", {})]
+
+
+def pooled_vs_base(results: dict[str, dict], task: str, evals: list[dict], seed: int = 0) -> dict | None:
+    """The seeds' evals of one arm against the (one, seed-invariant) base eval: the pooled paired bootstrap; one
+    seed gives :func:`vs_base`'s numbers exactly. None without a base, or for the base itself."""
+    base = arm_eval(results, task, "base")
+    if base is None or not evals or any(ev is base for ev in evals):
+        return None
+    _, b, arms = aligned_seeds(base["per_example"], [ev["per_example"] for ev in evals])
+    return pooled_paired_bootstrap([b] * len(arms), arms, seed=seed)
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values)
+
+
 def scaling_points(results: dict[str, dict], task: str) -> list[dict]:
     """Every TAO setting of a task: ``{"k", "rounds", "accuracy", "name"}`` sorted by (rounds, k)."""
     pts = []
@@ -58,13 +90,17 @@ def _pct(x: float | None) -> str:
     return "—" if x is None else f"{100 * x:.1f}"
 
 
-def targets(results: dict[str, dict]) -> list[dict[str, Any]]:
-    """Each target of issue #4 with ``met`` True / False / None (None: the arms it needs are not finished)."""
+def targets(results: dict[str, dict], by_seed: dict[str, dict[int, dict]] | None = None) -> list[dict[str, Any]]:
+    """Each target of issue #4 with ``met`` True / False / None (None: the arms it needs are not finished); an arm
+    with several seeds counts with its mean accuracy (and mean response length) over them."""
     out: list[dict[str, Any]] = []
 
+    def evals(task: str, arm: str) -> list[dict]:
+        return [d["evals"][task] for d in seed_runs(results, by_seed, task, arm)]
+
     def acc(task: str, arm: str) -> float | None:
-        ev = arm_eval(results, task, arm)
-        return None if ev is None else ev["accuracy"]
+        evs = evals(task, arm)
+        return _mean([ev["accuracy"] for ev in evs]) if evs else None
 
     for task in TASKS:
         base, tao, sft, oracle = (acc(task, a) for a in ("base", "tao", "sft", "oracle"))
@@ -82,11 +118,12 @@ def targets(results: dict[str, dict]) -> list[dict[str, Any]]:
             met, share = None, "arms missing"
         out.append({"target": "TAO recovers ≥ 80% of the oracle's gain", "task": task, "met": met,
                     "detail": f"oracle {_pct(oracle)}; {share}"})
-        base_ev, tao_ev = arm_eval(results, task, "base"), arm_eval(results, task, "tao")
-        if base_ev and tao_ev:
-            ratio = tao_ev["mean_new_tokens"] / max(base_ev["mean_new_tokens"], 1e-9)
+        base_ev, tao_evs = arm_eval(results, task, "base"), evals(task, "tao")
+        if base_ev and tao_evs:
+            tao_tokens = _mean([ev["mean_new_tokens"] for ev in tao_evs])
+            ratio = tao_tokens / max(base_ev["mean_new_tokens"], 1e-9)
             out.append({"target": "tuned mean response length ≤ 1.1× base", "task": task, "met": ratio <= 1.1,
-                        "detail": f"{tao_ev['mean_new_tokens']:.1f} vs {base_ev['mean_new_tokens']:.1f} tokens "
+                        "detail": f"{tao_tokens:.1f} vs {base_ev['mean_new_tokens']:.1f} tokens "
                                   f"({ratio:.2f}×)"})
         else:
             out.append({"target": "tuned mean response length ≤ 1.1× base", "task": task, "met": None,
@@ -121,31 +158,71 @@ def report_links(reports_dir: Path, mode: str, base: Path | None = None) -> list
         f"[{TASK_TITLES[t]}]({p.as_posix()})" for t, p in found)]
 
 
-def render_mode(results: dict[str, dict], mode: str, plot_prefix: str) -> str:
+def _untrained_mark(runs: list[dict]) -> str:
+    """† when the arm trained nothing; at several seeds ``†k/n`` when k of its n seeds did."""
+    k = sum(untrained(d) for d in runs)
+    return "" if k == 0 else " †" if k == len(runs) == 1 else f" †{k}/{len(runs)}"
+
+
+def accuracy_cell(results: dict[str, dict], by_seed: dict[str, dict[int, dict]] | None, task: str,
+                  arm: str) -> str:
+    """One cell of the accuracy table: the (mean) accuracy, ``(N seeds)`` when N > 1, and the difference to the
+    base with its (pooled) paired-bootstrap 95% CI."""
+    runs = seed_runs(results, by_seed, task, arm)
+    if not runs:
+        return "—"
+    evs = [d["evals"][task] for d in runs]
+    cell = _pct(_mean([ev["accuracy"] for ev in evs])) + _untrained_mark(runs)
+    if len(runs) > 1:
+        cell += f" ({len(runs)} seeds)"
+    d = pooled_vs_base(results, task, evs) if arm != "base" else None
+    return cell + (f" ({_points(d)})" if d is not None else "")
+
+
+def render_seeds(results: dict[str, dict], by_seed: dict[str, dict[int, dict]]) -> list[str]:
+    """Per-seed view of every arm with several seeds: each seed's accuracy and difference to base, and the pooled
+    mean difference with its CI (seed and test-set variance); no lines when no arm has a second seed."""
+    rows = []
+    for task in TASKS:
+        for arm in ARMS:
+            runs = seed_runs(results, by_seed, task, arm)
+            d = pooled_vs_base(results, task, [r["evals"][task] for r in runs]) if len(runs) > 1 else None
+            if d is None:
+                continue
+            seeds = ", ".join(str(r.get("seed", "?")) for r in runs)
+            accs = " / ".join(_pct(r["evals"][task]["accuracy"]) for r in runs)
+            per = " / ".join(f"{100 * x:+.1f}" for x in d["per_seed"])
+            rows.append(f"| {task} | {ARM_TITLES[arm]} | {seeds} | {accs} | {per} | {_points(d)} | {d['n']} |")
+    if not rows:
+        return []
+    return ["", "### Seeds: accuracy (%) and difference to base (points) per seed", "",
+            "The pooled CI resamples the seeds and, shared by the drawn seeds, the held-out examples: it covers "
+            "run-to-run and test-set variance (`opentao.bench.stats.pooled_paired_bootstrap`). The base is one "
+            "greedy run, paired with every seed.", "",
+            "| task | arm | seeds | accuracy per seed | Δ vs base per seed | mean Δ (pooled 95% CI) | n |",
+            "|---|---|---|---|---|---|---|", *rows]
+
+
+def render_mode(results: dict[str, dict], mode: str, plot_prefix: str,
+                by_seed: dict[str, dict[int, dict]] | None = None) -> str:
+    """The mode's section of the README from its result files (``by_seed``: every seed's, else seed 0's only)."""
     lines = [f"## {mode} run", ""]
-    done = [d for d in results.values()]
-    wall = sum(d.get("wall_seconds", 0) for d in done)
-    lines.append(f"{len(done)} finished arm files, {wall / 60:.1f} min of arm wall time in total "
-                 f"(seed {done[0].get('seed') if done else '—'}).")
-    lines += ["", "### Held-out accuracy (%) and difference to base (points, paired-bootstrap 95% CI)", ""]
+    files = [d for runs in (by_seed or {n: {0: d} for n, d in results.items()}).values() for d in runs.values()]
+    wall = sum(d.get("wall_seconds", 0) for d in files)
+    seeds = sorted({int(d.get("seed", 0)) for d in files})
+    lines.append(f"{len(files)} finished arm files, {wall / 60:.1f} min of arm wall time in total "
+                 f"(seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds)) or '—'}).")
+    multi = any(len(seed_runs(results, by_seed, t, a)) > 1 for t in TASKS for a in ARMS)
+    title = "paired-bootstrap 95% CI" + ("; over seeds and examples where an arm has several seeds" if multi else "")
+    lines += ["", f"### Held-out accuracy (%) and difference to base (points, {title})", ""]
     lines.append("| task | n | " + " | ".join(ARM_TITLES[a] for a in ARMS) + " |")
     lines.append("|---|---|" + "---|" * len(ARMS))
     for task in TASKS:
         base = arm_eval(results, task, "base")
-        cells = []
-        for arm in ARMS:
-            ev = arm_eval(results, task, arm)
-            if ev is None:
-                cells.append("—")
-                continue
-            cell = _pct(ev["accuracy"]) + (" †" if untrained(arm_data(results, task, arm)) else "")
-            d = vs_base(results, task, ev) if arm != "base" else None
-            if d is not None:
-                lo, hi = d["ci95"]
-                cell += f" ({100 * d['delta']:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}])"
-            cells.append(cell)
+        cells = [accuracy_cell(results, by_seed, task, arm) for arm in ARMS]
         lines.append(f"| {task} | {base['n'] if base else '—'} | " + " | ".join(cells) + " |")
-    lines += ["", "† no candidate reached the arm's reward threshold, so it trained nothing and *is* the base model.",
+    lines += ["", "† no candidate reached the arm's reward threshold, so it trained nothing and *is* the base model"
+              + (" (†k/n: at k of its n seeds)." if multi else "."),
               "", "Training data per arm (examples kept; share of them that are gold-correct, a diagnostic never "
               "used for selection):", ""]
     for task in TASKS:
@@ -170,6 +247,7 @@ def render_mode(results: dict[str, dict], mode: str, plot_prefix: str) -> str:
                 lines.append(f"| {task} | {ARM_TITLES[arm]} | {ev['mean_new_tokens']:.1f} | "
                              f"{ev.get('mean_response_chars', float('nan')):.0f} | {ev['seconds_per_request']:.2f} | "
                              f"{ev['parameters']:,} |")
+    lines += render_seeds(results, by_seed or {})
     scal = {t: scaling_points(results, t) for t in TASKS}
     if any(len(v) > 1 for v in scal.values()):
         lines += ["", "### Compute scaling: held-out accuracy (%) per TAO setting", ""]
@@ -184,7 +262,7 @@ def render_mode(results: dict[str, dict], mode: str, plot_prefix: str) -> str:
     lines += ["", "### Targets (computed from the JSON files above)", ""]
     lines.append("| target | task | status | numbers |")
     lines.append("|---|---|---|---|")
-    for t in targets(results):
+    for t in targets(results, by_seed):
         lines.append(f"| {t['target']} | {t['task']} | {_mark(t['met'])} | {t['detail']} |")
     lines += report_links(Path(plot_prefix).parent.parent / "reports", mode)
     lines += ["", f"![arms per task]({plot_prefix}-arms.png)", "",
@@ -346,20 +424,25 @@ def render_diagnostics(diag: dict[str, dict], mode: str) -> str:
                   f"(always *yes*) or {_pct(ref['always_no_accuracy'])}% (always *no*) overall here, without reading "
                   "a passage; ")
         cls = next((d["yesno_classes"] for _, d in docqa if "yesno_classes" in d), None)
+        pooled_text = (" (of the row's seed-0 run; *N seeds:* the mean over the arm's seeds with the pooled seed × "
+                       "example CI)") if any("yesno_balanced_vs_base_pooled" in d for _, d in docqa) else ""
         cls_text = f" — {cls['yes']} *yes* and {cls['no']} *no* questions here" if cls else ""
         lines += ["**docqa** — accuracy by question kind; the *balanced* yes/no accuracy (mean recall of the *yes* and "
                   f"the *no* questions{cls_text}: a constant answer scores exactly 50.0 on it and an answer that "
                   "ignores the passage 50 in expectation, so only reading lifts it); how many yes/no answers are a "
                   "bare yes/no, and the share of those that say *yes*. The balanced CI is a paired bootstrap "
-                  f"stratified by class. {consts}a *yes* share near 0 or 100% means the arm collapsed to that "
+                  f"stratified by class{pooled_text}. {consts}a *yes* share near 0 or 100% means the arm collapsed "
+                  "to that "
                   "constant. The last four columns need the arm's cached answers (— where this checkout had none).", "",
                   "| arm | yes/no acc | balanced yes/no acc (Δ vs base, 95% CI) | span acc | bare yes/no | *yes* share "
                   "| answers yes / no / neither | one constant? |", "|---|---|---|---|---|---|---|---|"]
         for name, d in docqa:
             a, y = d.get("accuracy_by_kind", {}), d.get("yesno_answers")
             said = f"{y['yes']} / {y['no']} / {y['neither']}" if y else "—"
-            vs = d.get("yesno_balanced_vs_base")
+            vs, pooled = d.get("yesno_balanced_vs_base"), d.get("yesno_balanced_vs_base_pooled")
             bal = _pct(d.get("yesno_balanced_accuracy")) + (f" ({_points(vs)})" if vs else "")
+            if pooled:
+                bal += f"; {pooled['seeds']} seeds: {_points(pooled)}"
             lines.append(f"| `{name}` | {_pct(a.get('yesno'))} | {bal} | "
                          f"{_pct(a.get('span'))} | {_pct(d.get('yesno_strict_share'))} | "
                          f"{_pct(d.get('yesno_yes_share'))} | {said} | "

@@ -3,6 +3,10 @@
 An arm's file is written atomically only when the arm has finished, so a run killed mid-arm (a session ends)
 loses that arm's in-flight work at most — and even less, because the arms themselves resume from their run
 directories (generation parts, trainer checkpoints, cached evals).
+
+Seeds: an arm run at seed 0 is ``<mode>-<name>.json`` (the name every result had before arms had several seeds,
+so those files load as seed 0); at seed ``s > 0`` it is ``<mode>-<name>-s<s>.json``. Arm names therefore never
+end in ``-s<digits>`` (:func:`check_name`).
 """
 
 from __future__ import annotations
@@ -10,13 +14,37 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from opentao.errors import TaoError
 from opentao.store import atomic_write_text
+
+_SEEDED = re.compile(r"^(?P<name>.+)-s(?P<seed>\d+)$")
+
+
+def check_name(name: str) -> str:
+    """An arm name that cannot be mistaken for a seed's result file (no ``-s<digits>`` ending)."""
+    if _SEEDED.match(name):
+        raise TaoError(f"arm name {name!r} ends like a seed suffix (-s<seed>): rename it")
+    return name
+
+
+def result_stem(name: str, seed: int = 0) -> str:
+    """``name`` for seed 0, ``name-s<seed>`` for any other seed."""
+    if seed < 0:
+        raise TaoError(f"seeds are non-negative integers, got {seed}")
+    return check_name(name) if seed == 0 else f"{check_name(name)}-s{seed}"
+
+
+def parse_stem(stem: str) -> tuple[str, int]:
+    """The inverse of :func:`result_stem`: ``(arm name, seed)``."""
+    m = _SEEDED.match(stem)
+    return (m["name"], int(m["seed"])) if m else (stem, 0)
 
 
 @dataclass(frozen=True)
@@ -30,31 +58,38 @@ class ArmSpec:
 
 
 class ResultDir:
+    """A mode's result files in ``root``: ``<mode>-<name>.json`` (seed 0) and ``<mode>-<name>-s<seed>.json``."""
+
     def __init__(self, root: str | Path, mode: str) -> None:
         self.root = Path(root)
         self.mode = mode
 
-    def path(self, name: str) -> Path:
-        return self.root / f"{self.mode}-{name}.json"
+    def path(self, name: str, seed: int = 0) -> Path:
+        return self.root / f"{self.mode}-{result_stem(name, seed)}.json"
 
-    def done(self, name: str) -> bool:
-        return self.path(name).is_file()
+    def done(self, name: str, seed: int = 0) -> bool:
+        return self.path(name, seed).is_file()
 
-    def load(self, name: str) -> dict[str, Any] | None:
-        p = self.path(name)
+    def load(self, name: str, seed: int = 0) -> dict[str, Any] | None:
+        p = self.path(name, seed)
         return json.loads(p.read_text(encoding="utf-8")) if p.is_file() else None
 
-    def save(self, name: str, data: dict[str, Any]) -> Path:
-        p = self.path(name)
+    def save(self, name: str, data: dict[str, Any], seed: int = 0) -> Path:
+        p = self.path(name, seed)
         atomic_write_text(p, json.dumps(data, indent=1, sort_keys=True) + "\n")
         return p
 
     def all(self) -> dict[str, dict[str, Any]]:
-        """Every finished arm of this mode, by name."""
-        out = {}
+        """Every finished arm of this mode at seed 0, by name (the other seeds' files: :meth:`by_seed`)."""
+        return {name: seeds[0] for name, seeds in self.by_seed().items() if 0 in seeds}
+
+    def by_seed(self) -> dict[str, dict[int, dict[str, Any]]]:
+        """Every finished arm of this mode, ``{name: {seed: result}}`` (seeds ascending)."""
+        out: dict[str, dict[int, dict[str, Any]]] = {}
         for p in sorted(self.root.glob(f"{self.mode}-*.json")):
-            out[p.stem.removeprefix(f"{self.mode}-")] = json.loads(p.read_text(encoding="utf-8"))
-        return out
+            name, seed = parse_stem(p.stem.removeprefix(f"{self.mode}-"))
+            out.setdefault(name, {})[seed] = json.loads(p.read_text(encoding="utf-8"))
+        return {name: dict(sorted(seeds.items())) for name, seeds in out.items()}
 
 
 def machine_info() -> dict:
@@ -72,21 +107,23 @@ def machine_info() -> dict:
 def run_arms(specs: Iterable[ArmSpec], runner: Callable[[ArmSpec], dict[str, Any]], results: ResultDir, *,
              seed: int, config: dict[str, Any], report: Callable[[str], None] = print,
              deadline: float | None = None) -> dict[str, str]:
-    """Run each arm whose result file is missing and save it as soon as it finishes.
+    """Run each arm whose result file at ``seed`` is missing and save it (``results.path(name, seed)``) as soon as
+    it finishes; ``runner`` must run the arm at that seed.
 
     Returns ``{arm name: "done" | "skipped" | "deadline"}``; arms left when ``deadline`` (a ``time.time()``)
     has passed are not started, so a session can stop cleanly and the next one resumes.
     """
     status: dict[str, str] = {}
+    tag = "" if seed == 0 else f" (seed {seed})"
     for spec in specs:
-        if results.done(spec.name):
+        if results.done(spec.name, seed):
             status[spec.name] = "skipped"
-            report(f"[skip] {spec.name}: already in {results.path(spec.name).name}")
+            report(f"[skip] {spec.name}{tag}: already in {results.path(spec.name, seed).name}")
             continue
         if deadline is not None and time.time() > deadline:
             status[spec.name] = "deadline"
             continue
-        report(f"[run ] {spec.name} ...")
+        report(f"[run ] {spec.name}{tag} ...")
         t0 = time.time()
         data = runner(spec)
         data.update(
@@ -94,7 +131,7 @@ def run_arms(specs: Iterable[ArmSpec], runner: Callable[[ArmSpec], dict[str, Any
             config=config, wall_seconds=time.time() - t0, finished_at=time.strftime("%Y-%m-%dT%H:%M:%S"),
             machine=machine_info(),
         )
-        results.save(spec.name, data)
+        results.save(spec.name, data, seed)
         status[spec.name] = "done"
-        report(f"[done] {spec.name} in {data['wall_seconds']:.0f} s")
+        report(f"[done] {spec.name}{tag} in {data['wall_seconds']:.0f} s")
     return status

@@ -5,6 +5,13 @@ The arms (:mod:`opentao.bench.arms`) are the tasks' shipped configs plus the dif
 ``tao run`` calls. Every finished arm is saved at once as ``results/<mode>-<arm>.json`` and skipped on a rerun;
 the arms' run directories live in ``runs/<mode>/`` (not committed) and resume too. ``--render`` only rebuilds
 ``README.md`` and the plots from the JSON.
+
+Seeds: each mode lists its ``seeds`` (the first is 0) and ``seeded`` names the arm kinds run at every seed. All
+arms run at seed 0 first (``results/<mode>-<arm>.json``, as before seeds existed); then each seeded arm at each
+further seed ``s`` (``results/<mode>-<arm>-s<s>.json``, run directories ``<arm>-s<s>/``), each an (arm, seed)
+unit that is skipped once its file exists. The base arm is greedy and seed-invariant: its seed-0 run is every
+seed's base (:data:`opentao.bench.arms.SEED_INVARIANT`). The table's seeded cells are means over the seeds with
+a pooled (seed × example) paired-bootstrap CI (:func:`opentao.bench.stats.pooled_paired_bootstrap`).
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ from typing import Any
 import yaml
 
 from opentao.bench import report
-from opentao.bench.arms import Runner, Sizes, plan
+from opentao.bench.arms import Runner, Sizes, plan, seed_runs
 from opentao.bench.results import ArmSpec, ResultDir, run_arms
 from opentao.tasks import get_task
 from opentao.data import read_table_rows
@@ -56,9 +63,19 @@ class Bench:
                      scale_tasks=tuple(m["scale_tasks"]), rounds=m["rounds"], steps=m["steps"], batch=m["batch"],
                      tasks=tuple(m["tasks"]), run=dict(s.get("run") or {}))
 
-    @property
-    def seed(self) -> int:
-        return int(self.settings().get("seed", 0))
+    def seeds(self, mode: str) -> tuple[int, ...]:
+        """The mode's ``seeds`` (default ``[0]``); validated by :func:`opentao.bench.arms.seed_runs`."""
+        seeds = self.settings()["modes"][mode].get("seeds", [0])
+        if not isinstance(seeds, list):
+            raise TaoError(f"{self.here / 'tao_table.yaml'}: modes.{mode}.seeds must be a list, got {seeds!r}")
+        return tuple(seeds)
+
+    def seeded(self) -> tuple[str, ...]:
+        """The arm kinds run at every seed of a mode (``seeded``; default none: seed 0 only)."""
+        kinds = self.settings().get("seeded") or []
+        if not isinstance(kinds, list):
+            raise TaoError(f"{self.here / 'tao_table.yaml'}: seeded must be a list of arm kinds, got {kinds!r}")
+        return tuple(kinds)
 
     def tried_plan(self) -> list[ArmSpec]:
         rows = yaml.safe_load((self.here / "tried.yaml").read_text(encoding="utf-8"))
@@ -75,11 +92,13 @@ def diagnose(bench: Bench, mode: str) -> Path:
     """Answer-level diagnostics (:mod:`opentao.bench.diagnose`) of every finished arm of ``mode`` (and, for the full
     mode, of the ``--tried`` arms) from their eval answers in ``runs/`` → the committed
     ``results/diagnostics-<mode>.json``. An arm whose answers are not here keeps its previous entry; docqa's
-    balanced yes/no accuracy needs only the per-example correctness in the arm's JSON, so every arm gets it."""
+    balanced yes/no accuracy needs only the per-example correctness in the arm's JSON, so every arm gets it; a docqa
+    arm with results at several seeds also gets ``yesno_balanced_vs_base_pooled``, the pooled (seed × example)
+    stratified bootstrap over its seeds (:func:`~opentao.bench.stats.pooled_paired_bootstrap_balanced`)."""
     import pyarrow.parquet as pq
 
     from opentao.bench.diagnose import DIAGNOSTICS, docqa_correctness
-    from opentao.bench.stats import aligned, paired_bootstrap_balanced
+    from opentao.bench.stats import aligned, aligned_seeds, paired_bootstrap_balanced, pooled_paired_bootstrap_balanced
 
     out_path = bench.results / f"diagnostics-{mode}.json"
     out = json.loads(out_path.read_text(encoding="utf-8")) if out_path.is_file() else {}
@@ -116,7 +135,17 @@ def diagnose(bench: Bench, mode: str) -> Path:
             ids = [i for i in base["ids"] if i in theirs]
             yn = [j for j, i in enumerate(ids) if g[i]["kind"] == "yesno"]
             out[key]["docqa"]["yesno_balanced_vs_base"] = paired_bootstrap_balanced(
-                [b[j] for j in yn], [a[j] for j in yn], [g[ids[j]]["answer"] for j in yn], seed=bench.seed)
+                [b[j] for j in yn], [a[j] for j in yn], [g[ids[j]]["answer"] for j in yn])
+    for name, runs in ResultDir(bench.results, mode).by_seed().items():  # the same, pooled over an arm's seeds
+        pers = [r.get("evals", {}).get("docqa", {}).get("per_example") for r in runs.values()]
+        if base and len(pers) > 1 and all(pers) and name != "docqa-base":
+            g = gold_of("docqa")
+            ids, b, per_seed = aligned_seeds(base, pers)
+            yn = [j for j, i in enumerate(ids) if g[i]["kind"] == "yesno"]
+            out.setdefault(f"{mode}-{name}", {}).setdefault("docqa", {})["yesno_balanced_vs_base_pooled"] = \
+                pooled_paired_bootstrap_balanced([[b[j] for j in yn]] * len(per_seed),
+                                                 [[a[j] for j in yn] for a in per_seed],
+                                                 [g[ids[j]]["answer"] for j in yn])
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_text(json.dumps(out, indent=1, sort_keys=True) + "\n", encoding="utf-8")
     return out_path
@@ -142,12 +171,13 @@ def write_reports(bench: Bench, mode: str) -> list[Path]:
 def render(bench: Bench, modes: list[str]) -> None:
     parts = [README_HEAD]
     for mode in modes:
-        results = ResultDir(bench.results, mode).all()
+        by_seed = ResultDir(bench.results, mode).by_seed()
+        results = {name: runs[0] for name, runs in by_seed.items() if 0 in runs}
         if not results:
             continue
         report.plot_arms(results, bench.results / f"{mode}-arms.png", f"{mode} run: held-out accuracy per arm")
         report.plot_scaling(results, bench.results / f"{mode}-scaling.png", f"{mode} run: TAO compute scaling")
-        parts.append(report.render_mode(results, mode, f"results/{mode}"))
+        parts.append(report.render_mode(results, mode, f"results/{mode}", by_seed=by_seed))
         if mode == "full" and (tried := ResultDir(bench.results, "tried").all()):
             parts.append(report.render_tried(tried, results))
         diag = bench.results / f"diagnostics-{mode}.json"
@@ -161,8 +191,8 @@ def render(bench: Bench, modes: list[str]) -> None:
 
 README_HEAD = """# Benchmark: TAO's Table 3 / Figure 3 on CPU, three tasks
 
-Rendered by `benchmarks/tao_table.py` from `benchmarks/results/*.json` (one file per finished arm, with every
-number, its seed, timing and config). Nothing below is typed by hand.
+Rendered by `benchmarks/tao_table.py` from `benchmarks/results/*.json` (one file per finished arm and seed, with
+every number, its seed, timing and config). Nothing below is typed by hand.
 
 * **Tasks** — `sql`: text-to-SQL on Chinook, execution accuracy, test query *shapes* unseen in training;
   `docqa`: answer from a passage (BoolQ yes/no + DisflQA spans), exact / normalized match, test *passages*
@@ -174,7 +204,12 @@ number, its seed, timing and config). Nothing below is typed by hand.
   TAO, scored by a gold-reading scorer plugin); multi-task TAO (one model, the three tasks' TAO data, the sum of
   their steps).
 * **CIs** — accuracy cells carry (difference to base, paired-bootstrap 95% CI over held-out examples, 2,000
-  resamples); the plot's error bars are Wilson intervals of each accuracy.
+  resamples). Arms run at several seeds (`seeds` and `seeded` in `tao_table.yaml`; "(N seeds)" in the cell) show
+  the mean accuracy over their seeds and a *pooled* CI: each resample draws the seeds with replacement and the
+  held-out examples with replacement (one draw shared by the seeds, which all ran on the same test set) and
+  averages the drawn seeds' paired differences to the base, so the interval covers both run-to-run (seed) and
+  test-set variance. The base is greedy decoding of the untuned model, which no seed changes: one run serves
+  every seed. The plot's error bars are Wilson intervals of each (seed-0) accuracy.
 * **Cost** — tuned models are merged LoRA: same architecture and parameter count as the base, so a token costs
   the same; the response-length and latency columns show whether answers got longer.
 """
@@ -232,15 +267,20 @@ def main(argv: list[str] | None = None, here: str | Path | None = None) -> int:
         print("\n".join(map(str, write_reports(bench, mode))) or "no run directories in runs/")
     if not args.render and not args.diagnose and not args.reports:
         sizes = bench.sizes(mode)
-        runner = Runner(sizes, bench.work / mode, seed=bench.seed)
         specs = [s for s in (bench.tried_plan() if args.tried else plan(sizes)) if not args.only or s.name in args.only]
+        # tried arms are one-knob variants of the seed-0 plan arms: seed 0 only
+        runs = [(0, specs)] if args.tried else seed_runs(specs, bench.seeds(mode), bench.seeded())
         deadline = time.time() + 3600 * args.hours if args.hours else None
         t0 = time.time()
-        status = run_arms(specs, runner.run, ResultDir(bench.results, "tried" if args.tried else mode),
-                          seed=bench.seed, config={"sizes": bench.settings()["modes"][mode],
-                                                   "run": sizes.run, "threads": args.threads},
-                          deadline=deadline, report=lambda m: print(m, flush=True))
-        print(f"{'tried' if args.tried else mode}: {sum(v == 'done' for v in status.values())} arms run, "
+        status: dict[tuple[str, int], str] = {}
+        for seed, seed_specs in runs:
+            runner = Runner(sizes, bench.work / mode, seed=seed)
+            done = run_arms(seed_specs, runner.run, ResultDir(bench.results, "tried" if args.tried else mode),
+                            seed=seed, config={"sizes": bench.settings()["modes"][mode],
+                                               "run": sizes.run, "threads": args.threads},
+                            deadline=deadline, report=lambda m: print(m, flush=True))
+            status.update({(name, seed): v for name, v in done.items()})
+        print(f"{'tried' if args.tried else mode}: {sum(v == 'done' for v in status.values())} (arm, seed) runs, "
               f"{sum(v == 'skipped' for v in status.values())} skipped, wall {time.time() - t0:.0f} s", flush=True)
         diagnose(bench, mode)
     render(bench, [m for m in ("full", "quick") if ResultDir(bench.results, m).all()])
