@@ -25,7 +25,8 @@ independent draws. An arm whose scorer keeps no training example is its starting
 Seeds: a :class:`Runner` works at one seed, the run config's ``seed`` (candidate sampling) and ``train.seed``
 (training data order, LoRA init). At seed 0 the run directories are ``<task>/<arm>/`` and ``<task>/pool-k<K>/``
 as before seeds existed; at seed ``s > 0`` they are ``<task>/<arm>-s<s>/`` and ``<task>/pool-k<K>-s<s>/``: each
-seed samples its own pool, so seeds share no candidate. :func:`seed_runs` picks the arms run at each seed. The
+seed samples its own pool, so seeds share no candidate (at the default K when no K-scaling arm runs at that seed,
+:func:`pool_k_for`). :func:`seed_runs` picks the arms run at each seed. The
 base arm is greedy decoding of the untuned model, which no seed reaches (:data:`SEED_INVARIANT`): it runs once,
 at seed 0, and that run is every seed's base (an untrained arm at any seed reuses its answers too).
 """
@@ -105,14 +106,21 @@ def seed_runs(specs: list[ArmSpec], seeds: tuple[int, ...] | list[int],
     return [(seeds[0], list(specs))] + [(x, again) for x in seeds[1:] if again]
 
 
+def pool_k_for(s: Sizes, specs: list[ArmSpec]) -> int:
+    """The K a seed's shared pool needs: the mode's largest K when a K-scaling arm runs at that seed, else the
+    default K (at seeds other than 0 only the seeded kinds run, usually all at the default K: no K=16 pool)."""
+    return s.k_pool if any(x.arm == "scale" for x in specs) else s.k
+
+
 class Runner:
     """Runs one arm at a time at ``seed`` in ``work/<task>/<arm>/`` run directories (``<arm>-s<seed>/`` at a seed
     other than 0); every stage resumes from its tables."""
 
-    def __init__(self, sizes: Sizes, work: str | Path, seed: int = 0) -> None:
+    def __init__(self, sizes: Sizes, work: str | Path, seed: int = 0, pool_k: int | None = None) -> None:
         self.s = sizes
         self.work = Path(work)
         self.seed = seed
+        self.pool_k = pool_k  # the round-1 pool's K (default the mode's largest): see pool_k_for
         self._dirs: dict[str, Path] = {}
 
     # --- configs --------------------------------------------------------------------------------------
@@ -155,7 +163,7 @@ class Runner:
         """The task's round-1 sample pool at this seed: ``stage_generate`` at ``k`` (default: the mode's largest K)."""
         from opentao.pipeline import open_run, stage_generate
 
-        k = k or self.s.k_pool
+        k = k or self.pool_k or self.s.k_pool
         tag = f"pool-k{k}" if n_train is None else f"pool-n{n_train}-k{k}"
         cfg = self.config(task, self.work / task / self.tag(tag), k=k, n_train=n_train)
         store = open_run(cfg, ("generate",))

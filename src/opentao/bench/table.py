@@ -28,7 +28,7 @@ from typing import Any
 import yaml
 
 from opentao.bench import report
-from opentao.bench.arms import Runner, Sizes, plan, seed_runs
+from opentao.bench.arms import Runner, Sizes, plan, pool_k_for, seed_runs
 from opentao.bench.results import ArmSpec, ResultDir, run_arms
 from opentao.tasks import get_task
 from opentao.data import read_table_rows
@@ -274,7 +274,9 @@ def main(argv: list[str] | None = None, here: str | Path | None = None) -> int:
         t0 = time.time()
         status: dict[tuple[str, int], str] = {}
         for seed, seed_specs in runs:
-            runner = Runner(sizes, bench.work / mode, seed=seed)
+            # seed 0 keeps the pool at the mode's largest K (its committed runs did); other seeds size theirs
+            pool_k = None if seed == 0 else pool_k_for(sizes, seed_specs)
+            runner = Runner(sizes, bench.work / mode, seed=seed, pool_k=pool_k)
             done = run_arms(seed_specs, runner.run, ResultDir(bench.results, "tried" if args.tried else mode),
                             seed=seed, config={"sizes": bench.settings()["modes"][mode],
                                                "run": sizes.run, "threads": args.threads},

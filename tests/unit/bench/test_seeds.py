@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from opentao.bench import report, table
-from opentao.bench.arms import Runner, plan, seed_runs
+from opentao.bench.arms import Runner, plan, pool_k_for, seed_runs
 from opentao.bench.results import ArmSpec, ResultDir, parse_stem, result_stem, run_arms
 from opentao.bench.stats import (aligned_seeds, paired_bootstrap, paired_bootstrap_balanced, pooled_paired_bootstrap,
                                  pooled_paired_bootstrap_balanced)
@@ -175,6 +175,9 @@ def test_seed_runs_repeat_the_seeded_kinds_but_not_the_base() -> None:
             seed_runs(plan(sizes), bad, ("tao",))
     with pytest.raises(TaoError):
         seed_runs(plan(sizes), [0, 1], ("tao", "taoo"))
+    assert (sizes.k, sizes.k_pool) == (4, 16)
+    assert pool_k_for(sizes, runs[1][1]) == 4 and pool_k_for(sizes, plan(sizes)) == 16
+    assert Runner(sizes, "w", seed=1, pool_k=4).pool_k == 4
 
 
 def test_runner_at_a_seed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -198,10 +201,12 @@ def test_main_runs_each_seed_once_and_resumes(tmp_path: Path, monkeypatch: pytes
     settings["modes"]["quick"]["seeds"] = [0, 3]
     (tmp_path / "tao_table.yaml").write_text(yaml.safe_dump(settings))
     ran: list[tuple[str, int]] = []
+    pools: dict[int, int | None] = {}
 
     class FakeRunner:
-        def __init__(self, sizes, work, seed=0):
+        def __init__(self, sizes, work, seed=0, pool_k=None):
             self.seed = seed
+            pools[seed] = pool_k
 
         def run(self, spec):
             ran.append((spec.name, self.seed))
@@ -215,6 +220,7 @@ def test_main_runs_each_seed_once_and_resumes(tmp_path: Path, monkeypatch: pytes
     again = {(n, s) for n, s in ran if s == 3}
     assert len(ran) == n_plan + 9 and again == {(f"{t}-{a}", 3) for t in ("sql", "docqa", "instruct")
                                                 for a in ("sft", "tao", "oracle")}
+    assert pools == {0: None, 3: 4}  # seed 3 runs no K-scaling arm: its pool is K=4, not the mode's largest
     rd = ResultDir(tmp_path / "results", "quick")
     assert rd.load("sql-tao", 3)["seed"] == 3 and rd.load("sql-tao")["seed"] == 0
     assert not rd.done("sql-base", 3) and not rd.done("multitask", 3)
