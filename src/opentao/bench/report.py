@@ -54,6 +54,13 @@ def scaling_points(results: dict[str, dict], task: str) -> list[dict]:
     return sorted(pts, key=lambda x: (x["rounds"], x["k"] or 0))
 
 
+def measured(results: dict[str, dict]) -> tuple[str, ...]:
+    """The registered tasks that some result evaluates, in registry order: a task no arm has run yet (a newly
+    added one) stays out of the tables, targets and plots instead of filling them with empty rows."""
+    seen = {t for data in results.values() for t in data.get("evals", {})}
+    return tuple(t for t in TASKS if t in seen)
+
+
 def _pct(x: float | None) -> str:
     return "—" if x is None else f"{100 * x:.1f}"
 
@@ -66,7 +73,7 @@ def targets(results: dict[str, dict]) -> list[dict[str, Any]]:
         ev = arm_eval(results, task, arm)
         return None if ev is None else ev["accuracy"]
 
-    for task in TASKS:
+    for task in measured(results):
         base, tao, sft, oracle = (acc(task, a) for a in ("base", "tao", "sft", "oracle"))
         have = base is not None and tao is not None
         out.append({"target": "TAO ≥ base + 10 points", "task": task, "met": (tao - base >= 0.10) if have else None,
@@ -92,7 +99,7 @@ def targets(results: dict[str, dict]) -> list[dict[str, Any]]:
             out.append({"target": "tuned mean response length ≤ 1.1× base", "task": task, "met": None,
                         "detail": "arms missing"})
     monotone = []
-    for task in TASKS:
+    for task in measured(results):
         ks = [p for p in scaling_points(results, task) if p["rounds"] == 1 and p["k"]]
         if len(ks) >= 2:
             accs = [p["accuracy"] for p in sorted(ks, key=lambda p: p["k"])]
@@ -130,7 +137,7 @@ def render_mode(results: dict[str, dict], mode: str, plot_prefix: str) -> str:
     lines += ["", "### Held-out accuracy (%) and difference to base (points, paired-bootstrap 95% CI)", ""]
     lines.append("| task | n | " + " | ".join(ARM_TITLES[a] for a in ARMS) + " |")
     lines.append("|---|---|" + "---|" * len(ARMS))
-    for task in TASKS:
+    for task in measured(results):
         base = arm_eval(results, task, "base")
         cells = []
         for arm in ARMS:
@@ -148,7 +155,7 @@ def render_mode(results: dict[str, dict], mode: str, plot_prefix: str) -> str:
     lines += ["", "† no candidate reached the arm's reward threshold, so it trained nothing and *is* the base model.",
               "", "Training data per arm (examples kept; share of them that are gold-correct, a diagnostic never "
               "used for selection):", ""]
-    for task in TASKS:
+    for task in measured(results):
         parts = []
         for arm in ("sft", "tao", "oracle"):
             sel = (arm_data(results, task, arm) or {}).get("selection") or {}
@@ -163,14 +170,14 @@ def render_mode(results: dict[str, dict], mode: str, plot_prefix: str) -> str:
               "parameters and new tokens per answer are the stable cost measures.", ""]
     lines.append("| task | arm | mean new tokens | mean response chars | s / request (batched) | parameters |")
     lines.append("|---|---|---|---|---|---|")
-    for task in TASKS:
+    for task in measured(results):
         for arm in ARMS:
             ev = arm_eval(results, task, arm)
             if ev is not None:
                 lines.append(f"| {task} | {ARM_TITLES[arm]} | {ev['mean_new_tokens']:.1f} | "
                              f"{ev.get('mean_response_chars', float('nan')):.0f} | {ev['seconds_per_request']:.2f} | "
                              f"{ev['parameters']:,} |")
-    scal = {t: scaling_points(results, t) for t in TASKS}
+    scal = {t: scaling_points(results, t) for t in measured(results)}
     if any(len(v) > 1 for v in scal.values()):
         lines += ["", "### Compute scaling: held-out accuracy (%) per TAO setting", ""]
         lines.append("| task | K | rounds | accuracy | Δ vs base (95% CI) |")
@@ -198,11 +205,12 @@ def plot_arms(results: dict[str, dict], path: Path, title: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    tasks = measured(results)
     fig, ax = plt.subplots(figsize=(9, 4.2))
     width = 0.8 / len(ARMS)
     for j, arm in enumerate(ARMS):
         xs, ys, errs = [], [], [[], []]
-        for i, task in enumerate(TASKS):
+        for i, task in enumerate(tasks):
             ev = arm_eval(results, task, arm)
             if ev is None:
                 continue
@@ -213,7 +221,7 @@ def plot_arms(results: dict[str, dict], path: Path, title: str) -> None:
             errs[1].append(100 * (hi - ev["accuracy"]))
         if xs:
             ax.bar(xs, ys, width, yerr=errs, capsize=2, label=ARM_TITLES[arm])
-    ax.set_xticks(range(len(TASKS)), [TASK_TITLES[t] for t in TASKS], fontsize=8)
+    ax.set_xticks(range(len(tasks)), [TASK_TITLES[t] for t in tasks], fontsize=8)
     ax.set_ylabel("held-out accuracy (%), Wilson 95% CI")
     ax.set_title(title)
     ax.legend(fontsize=7, ncols=3)
@@ -230,7 +238,7 @@ def plot_scaling(results: dict[str, dict], path: Path, title: str) -> None:
     import matplotlib.pyplot as plt
 
     fig, (ax_k, ax_r) = plt.subplots(1, 2, figsize=(9, 3.6))
-    for task in TASKS:
+    for task in measured(results):
         pts = scaling_points(results, task)
         base = arm_eval(results, task, "base")
         ks = sorted((p for p in pts if p["rounds"] == 1 and p["k"]), key=lambda p: p["k"])
