@@ -86,6 +86,13 @@ def scaling_points(results: dict[str, dict], task: str) -> list[dict]:
     return sorted(pts, key=lambda x: (x["rounds"], x["k"] or 0))
 
 
+def measured(results: dict[str, dict]) -> tuple[str, ...]:
+    """The registered tasks that some result evaluates, in registry order: a task no arm has run yet (a newly
+    added one) stays out of the tables, targets and plots instead of filling them with empty rows."""
+    seen = {t for data in results.values() for t in data.get("evals", {})}
+    return tuple(t for t in TASKS if t in seen)
+
+
 def _pct(x: float | None) -> str:
     return "—" if x is None else f"{100 * x:.1f}"
 
@@ -102,7 +109,7 @@ def targets(results: dict[str, dict], by_seed: dict[str, dict[int, dict]] | None
         evs = evals(task, arm)
         return _mean([ev["accuracy"] for ev in evs]) if evs else None
 
-    for task in TASKS:
+    for task in measured(results):
         base, tao, sft, oracle = (acc(task, a) for a in ("base", "tao", "sft", "oracle"))
         have = base is not None and tao is not None
         out.append({"target": "TAO ≥ base + 10 points", "task": task, "met": (tao - base >= 0.10) if have else None,
@@ -129,7 +136,7 @@ def targets(results: dict[str, dict], by_seed: dict[str, dict[int, dict]] | None
             out.append({"target": "tuned mean response length ≤ 1.1× base", "task": task, "met": None,
                         "detail": "arms missing"})
     monotone = []
-    for task in TASKS:
+    for task in measured(results):
         ks = [p for p in scaling_points(results, task) if p["rounds"] == 1 and p["k"]]
         if len(ks) >= 2:
             accs = [p["accuracy"] for p in sorted(ks, key=lambda p: p["k"])]
@@ -217,7 +224,7 @@ def render_mode(results: dict[str, dict], mode: str, plot_prefix: str,
     lines += ["", f"### Held-out accuracy (%) and difference to base (points, {title})", ""]
     lines.append("| task | n | " + " | ".join(ARM_TITLES[a] for a in ARMS) + " |")
     lines.append("|---|---|" + "---|" * len(ARMS))
-    for task in TASKS:
+    for task in measured(results):
         base = arm_eval(results, task, "base")
         cells = [accuracy_cell(results, by_seed, task, arm) for arm in ARMS]
         lines.append(f"| {task} | {base['n'] if base else '—'} | " + " | ".join(cells) + " |")
@@ -225,7 +232,7 @@ def render_mode(results: dict[str, dict], mode: str, plot_prefix: str,
               + (" (†k/n: at k of its n seeds)." if multi else "."),
               "", "Training data per arm (examples kept; share of them that are gold-correct, a diagnostic never "
               "used for selection):", ""]
-    for task in TASKS:
+    for task in measured(results):
         parts = []
         for arm in ("sft", "tao", "oracle"):
             sel = (arm_data(results, task, arm) or {}).get("selection") or {}
@@ -240,7 +247,7 @@ def render_mode(results: dict[str, dict], mode: str, plot_prefix: str,
               "parameters and new tokens per answer are the stable cost measures.", ""]
     lines.append("| task | arm | mean new tokens | mean response chars | s / request (batched) | parameters |")
     lines.append("|---|---|---|---|---|---|")
-    for task in TASKS:
+    for task in measured(results):
         for arm in ARMS:
             ev = arm_eval(results, task, arm)
             if ev is not None:
@@ -248,7 +255,7 @@ def render_mode(results: dict[str, dict], mode: str, plot_prefix: str,
                              f"{ev.get('mean_response_chars', float('nan')):.0f} | {ev['seconds_per_request']:.2f} | "
                              f"{ev['parameters']:,} |")
     lines += render_seeds(results, by_seed or {})
-    scal = {t: scaling_points(results, t) for t in TASKS}
+    scal = {t: scaling_points(results, t) for t in measured(results)}
     if any(len(v) > 1 for v in scal.values()):
         lines += ["", "### Compute scaling: held-out accuracy (%) per TAO setting", ""]
         lines.append("| task | K | rounds | accuracy | Δ vs base (95% CI) |")
@@ -276,11 +283,12 @@ def plot_arms(results: dict[str, dict], path: Path, title: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    tasks = measured(results)
     fig, ax = plt.subplots(figsize=(9, 4.2))
     width = 0.8 / len(ARMS)
     for j, arm in enumerate(ARMS):
         xs, ys, errs = [], [], [[], []]
-        for i, task in enumerate(TASKS):
+        for i, task in enumerate(tasks):
             ev = arm_eval(results, task, arm)
             if ev is None:
                 continue
@@ -291,7 +299,7 @@ def plot_arms(results: dict[str, dict], path: Path, title: str) -> None:
             errs[1].append(100 * (hi - ev["accuracy"]))
         if xs:
             ax.bar(xs, ys, width, yerr=errs, capsize=2, label=ARM_TITLES[arm])
-    ax.set_xticks(range(len(TASKS)), [TASK_TITLES[t] for t in TASKS], fontsize=8)
+    ax.set_xticks(range(len(tasks)), [TASK_TITLES[t] for t in tasks], fontsize=8)
     ax.set_ylabel("held-out accuracy (%), Wilson 95% CI")
     ax.set_title(title)
     ax.legend(fontsize=7, ncols=3)
@@ -308,7 +316,7 @@ def plot_scaling(results: dict[str, dict], path: Path, title: str) -> None:
     import matplotlib.pyplot as plt
 
     fig, (ax_k, ax_r) = plt.subplots(1, 2, figsize=(9, 3.6))
-    for task in TASKS:
+    for task in measured(results):
         pts = scaling_points(results, task)
         base = arm_eval(results, task, "base")
         ks = sorted((p for p in pts if p["rounds"] == 1 and p["k"]), key=lambda p: p["k"])

@@ -117,7 +117,7 @@ def _main_process() -> bool:
 
 def eval_(
     model: Annotated[str, typer.Option("--model", "-m", help="model to evaluate")] = "bundled",
-    task: Annotated[str, typer.Option(help="a registered task: sql | docqa | instruct")] = "sql",
+    task: Annotated[str, typer.Option(help="a registered task: sql | sql-flights | docqa | instruct")] = "sql",
     data: Annotated[Optional[str], typer.Option(help="held-out JSONL with messages + the task's gold fields")] = None,
     db: Annotated[Optional[str], typer.Option(help="SQLite database (sql only)")] = None,
     max_examples: Annotated[Optional[int], typer.Option(help="evaluate only the first N")] = None,
@@ -184,8 +184,8 @@ def quickstart(run_dir: RunDirOpt = None, set_: SetOpt = None, engine: EngineOpt
     _print_tables(cfg.run_dir)
 
 
-def prepare(task: Annotated[str, typer.Argument(help="task to build: sql | docqa | instruct (sql-chinook: the "
-                                                    "old name of sql)")] = "sql",
+def prepare(task: Annotated[str, typer.Argument(help="task to build: sql | sql-flights | docqa | instruct "
+                                                    "(sql-chinook: the old name of sql)")] = "sql",
             out_dir: Annotated[Optional[Path], typer.Option("--out", help="folder for the task files")] = None) -> None:
     """Build a bundled task's files (train prompts without labels, held-out test with gold, the database)."""
     import warnings

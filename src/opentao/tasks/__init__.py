@@ -1,4 +1,5 @@
-"""The tasks opentao ships, one folder each (``sql``, ``docqa``, ``instruct``), and the one registry of them.
+"""The tasks opentao ships, one folder each (``sql``, ``docqa``, ``instruct``,
+``sql_flights`` for task ``sql-flights``), and the one registry of them.
 
 A task folder owns its data preparation, prompt rendering, label-free scorer(s), gold ``grade`` and default
 ``config.yaml``; its ``task.py`` defines ``TASK``, a :class:`~opentao.tasks.base.Task`. Every sub-folder with a

@@ -385,3 +385,16 @@ def test_seed_candidates_copies_the_first_k_slots(tmp_path: Path) -> None:
     assert got == {f"p{i}#{j}" for i in range(3) for j in range(10)}  # slots 10 and 11 left out (not "#1x" < "#2")
     assert {r["prompt_id"] for r in arm.read("prompts", 1)} == {"p0", "p1", "p2"}
     assert [p.name for p in arm.parts("candidates")] == [p.name for p in pool.parts("candidates")]
+
+
+def test_a_task_no_arm_ran_stays_out_of_the_report(tmp_path: Path) -> None:
+    """sql-flights is registered but has no result: no empty rows, targets or x-ticks for it."""
+    assert "sql-flights" in report.TASKS
+    res = fake_results()
+    assert report.measured(res) == ("sql", "docqa", "instruct")
+    md = report.render_mode(res, "quick", "results/quick")
+    assert "sql-flights" not in md and "| instruct | 20 |" in md
+    assert {t["task"] for t in report.targets(res)} == {"sql", "docqa", "instruct", "all"}
+    res["sql-flights-base"] = {"evals": {"sql-flights": _eval("sql-flights", [True, False])}, "params": {}}
+    assert report.measured(res)[-1] == "sql-flights" and "| sql-flights | 2 | 50.0 |" in report.render_mode(
+        res, "quick", "results/quick")

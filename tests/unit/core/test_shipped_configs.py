@@ -24,7 +24,8 @@ def test_there_are_configs_to_check() -> None:
 @pytest.mark.parametrize("name", list(TASKS))
 def test_task_config_loads_and_fills_the_task_files(name: str, tmp_path: Path) -> None:
     task = TASKS[name]
-    assert task.config_path == REPO / "src" / "opentao" / "tasks" / name / "config.yaml"
+    folder = name.replace("-", "_")  # a package name has no hyphen: task sql-flights lives in tasks/sql_flights/
+    assert task.config_path == REPO / "src" / "opentao" / "tasks" / folder / "config.yaml"
     raw = yaml.safe_load(task.config_path.read_text())
     assert not {"run_dir", "prompts", "db"} & set(raw) and "data" not in raw.get("eval", {}), \
         "a task config leaves the run directory and the task files to the loader"

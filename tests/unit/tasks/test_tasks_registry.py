@@ -19,7 +19,7 @@ from tests.helpers.files import write_jsonl
 
 
 def test_registry_names_aliases_and_errors() -> None:
-    assert list(TASKS) == ["sql", "docqa", "instruct"]
+    assert list(TASKS) == ["sql", "docqa", "instruct", "sql-flights"]
     for name, task in TASKS.items():
         assert isinstance(task, Task) and task.name == name and task.config_path.is_file()
         assert task.gold_output in ("sql", "answer", "gold")
@@ -31,7 +31,7 @@ def test_registry_names_aliases_and_errors() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         get_task("docqa")  # a current name warns nothing
-    with pytest.raises(TaoError, match="unknown task 'poetry': available: sql, docqa, instruct"):
+    with pytest.raises(TaoError, match="unknown task 'poetry': available: sql, docqa, instruct, sql-flights"):
         get_task("poetry")
     with pytest.raises(TaoError, match="needs a database"):
         get_task("sql").grader()
@@ -41,7 +41,7 @@ def test_eval_task_is_validated_against_the_registry() -> None:
     from opentao.config import load_config
 
     assert load_config(None, ["eval.task=instruct"]).eval.task == "instruct"
-    with pytest.raises(TaoError, match="eval.task: .*unknown task 'poetry'.*'sql', 'docqa', 'instruct'"):
+    with pytest.raises(TaoError, match="eval.task: .*unknown task 'poetry'.*'sql', 'docqa', 'instruct', 'sql-flights'"):
         load_config(None, ["eval.task=poetry"])
 
 
@@ -241,4 +241,4 @@ def test_toy_task_is_one_folder(toy_task: Task, tmp_path: Path, tiny_model_dir: 
 def test_register_task_refuses_a_duplicate() -> None:
     with pytest.raises(TaoError, match="already registered"):
         register_task(TASKS["sql"])
-    assert json.dumps(list(TASKS)) == '["sql", "docqa", "instruct"]'
+    assert json.dumps(list(TASKS)) == '["sql", "docqa", "instruct", "sql-flights"]'

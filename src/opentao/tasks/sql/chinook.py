@@ -571,12 +571,16 @@ def split_by_shape(questions: list[dict], test_frac: float = 0.35,
 
 def build_sql_task(out_dir: Path, n: int = 400, seed: int = 0, test_frac: float = 0.35,
                    cache: Path | None = None) -> dict:
-    """Build the Chinook task in ``out_dir``.
+    """Build the Chinook task in ``out_dir`` (:func:`write_sql_task` on the Chinook database)."""
+    return write_sql_task(ensure_chinook_db(cache), out_dir, n=n, seed=seed, test_frac=test_frac)
+
+
+def write_sql_task(db: Path, out_dir: Path, n: int = 400, seed: int = 0, test_frac: float = 0.35) -> dict:
+    """The task files of any SQLite database ``db`` in ``out_dir``: ``n`` generated questions split by shape.
 
     ``train.jsonl``: ``{"id", "messages"}`` only (TAO never sees labels); ``test.jsonl``: plus ``question``,
     gold ``sql`` and ``shape`` for ``tao eval``; ``train_gold.jsonl``: ``{"id", "sql"}`` for benchmarks.
     """
-    db = ensure_chinook_db(cache)
     schema = schema_ddl(db)
     train, test = split_by_shape(generate_questions(db, n=n, seed=seed), test_frac=test_frac, seed=seed)
     out = Path(out_dir)
