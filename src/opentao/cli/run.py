@@ -155,7 +155,7 @@ def run(config: Annotated[Path, typer.Argument(help="YAML config")], set_: SetOp
 
 
 def quickstart(run_dir: RunDirOpt = None, set_: SetOpt = None, engine: EngineOpt = None) -> None:
-    """One TAO round on text-to-SQL over the real Chinook database with the bundled model (~12 min on 2 cores)."""
+    """One TAO round on text-to-SQL over the real Chinook database with the bundled model (~6 min on 2 cores with vLLM)."""
     from opentao.pipeline import fmt_acc, quickstart_config, run_rounds
     from opentao.store import ensure_run_dir
     from opentao.tasks import get_task
