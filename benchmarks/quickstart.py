@@ -9,7 +9,7 @@ table row counts) into one JSON file. ``docs/quickstart.md`` is rendered from th
     .venv/bin/python benchmarks/quickstart.py --set train.epochs=3 --out /tmp/q.json   # a variant, page untouched
 
 The tuned-vs-base difference carries a paired-bootstrap 95% CI over the held-out questions
-(:func:`opentao.bench.stats.paired_bootstrap`, 2,000 resamples): both models answer the same questions, so
+(:func:`opentao.evaluate.significance.paired_bootstrap`, 2,000 resamples): both models answer the same questions, so
 pairing removes the variance of which questions happen to be in the test set.
 
 The load average before and after is recorded: on a shared machine, other work slows the run down.

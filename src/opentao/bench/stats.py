@@ -14,25 +14,10 @@ import random
 from collections.abc import Sequence
 
 from opentao.errors import TaoError
+from opentao.evaluate.significance import paired_bootstrap, percentile_ci
 
-
-def paired_bootstrap(base: Sequence[bool], arm: Sequence[bool], *, n_boot: int = 2000,
-                     seed: int = 0) -> dict[str, float | list[float]]:
-    """Difference of accuracies (arm − base, in [−1, 1]) with a 95% percentile CI from ``n_boot`` resamples."""
-    if len(base) != len(arm):
-        raise TaoError(f"paired bootstrap needs equal lengths, got {len(base)} and {len(arm)}")
-    n = len(base)
-    if n == 0:
-        raise TaoError("paired bootstrap over zero examples")
-    diff = [int(bool(a)) - int(bool(b)) for a, b in zip(arm, base)]
-    rng = random.Random(seed)
-    deltas = sorted(sum(diff[rng.randrange(n)] for _ in range(n)) / n for _ in range(n_boot))
-    return {"delta": sum(diff) / n, "ci95": _percentile_ci(deltas), "n": n, "n_boot": n_boot}
-
-
-def _percentile_ci(deltas: list[float]) -> list[float]:
-    """The 2.5th and 97.5th percentiles of sorted bootstrap statistics."""
-    return [deltas[int(0.025 * (len(deltas) - 1))], deltas[int(round(0.975 * (len(deltas) - 1)))]]
+__all__ = ["aligned", "aligned_seeds", "paired_bootstrap", "paired_bootstrap_balanced", "pooled_paired_bootstrap",
+           "pooled_paired_bootstrap_balanced"]
 
 
 def paired_bootstrap_balanced(base: Sequence[bool], arm: Sequence[bool], classes: Sequence[str], *,
@@ -54,7 +39,7 @@ def paired_bootstrap_balanced(base: Sequence[bool], arm: Sequence[bool], classes
         return sum(sum(g) / len(g) for g in groups) / len(groups)
 
     deltas = sorted(stat([[d[rng.randrange(len(d))] for _ in d] for d in diffs]) for _ in range(n_boot))
-    return {"delta": stat(diffs), "ci95": _percentile_ci(deltas), "n": len(base), "n_boot": n_boot}
+    return {"delta": stat(diffs), "ci95": percentile_ci(deltas), "n": len(base), "n_boot": n_boot}
 
 
 def _check_seeds(base: Sequence[Sequence[bool]], arm: Sequence[Sequence[bool]], what: str) -> int:
@@ -98,7 +83,7 @@ def pooled_paired_bootstrap(base: Sequence[Sequence[bool]], arm: Sequence[Sequen
         drawn = _seed_draw(rng, len(diffs))
         idx = [rng.randrange(n) for _ in range(n)]
         stats.append(sum(sum(diffs[s][i] for i in idx) / n for s in drawn) / len(drawn))
-    return {"delta": sum(per_seed) / len(per_seed), "ci95": _percentile_ci(sorted(stats)), "per_seed": per_seed,
+    return {"delta": sum(per_seed) / len(per_seed), "ci95": percentile_ci(sorted(stats)), "per_seed": per_seed,
             "seeds": len(diffs), "n": n, "n_boot": n_boot}
 
 
@@ -129,7 +114,7 @@ def pooled_paired_bootstrap_balanced(base: Sequence[Sequence[bool]], arm: Sequen
         drawn = _seed_draw(rng, len(diffs))
         picks = [[g[rng.randrange(len(g))] for _ in g] for g in groups]
         stats.append(sum(stat(diffs[s], picks) for s in drawn) / len(drawn))
-    return {"delta": sum(per_seed) / len(per_seed), "ci95": _percentile_ci(sorted(stats)), "per_seed": per_seed,
+    return {"delta": sum(per_seed) / len(per_seed), "ci95": percentile_ci(sorted(stats)), "per_seed": per_seed,
             "seeds": len(diffs), "n": n, "n_boot": n_boot}
 
 

@@ -156,7 +156,7 @@ def run(config: Annotated[Path, typer.Argument(help="YAML config")], set_: SetOp
 
 def quickstart(run_dir: RunDirOpt = None, set_: SetOpt = None, engine: EngineOpt = None) -> None:
     """One TAO round on text-to-SQL over the real Chinook database with the bundled model (~6 min on 2 cores with vLLM)."""
-    from opentao.pipeline import fmt_acc, quickstart_config, run_rounds
+    from opentao.pipeline import fmt_acc, fmt_change, quickstart_config, run_rounds
     from opentao.store import ensure_run_dir
     from opentao.tasks import get_task
 
@@ -180,14 +180,8 @@ def quickstart(run_dir: RunDirOpt = None, set_: SetOpt = None, engine: EngineOpt
                     f"{e['mean_new_tokens']:.1f}", f"{e['parameters']:,}")
     out.print(tbl)
     out.print(f"base {fmt_acc(base)} → tuned {fmt_acc(tuned)}")
-    if base.get("per_example") and tuned.get("per_example"):
-        from opentao.bench.stats import aligned, paired_bootstrap
-
-        d = paired_bootstrap(*aligned(base["per_example"], tuned["per_example"]), seed=cfg.seed)
-        lo, hi = d["ci95"]
-        verdict = "a gain" if lo > 0 else "a loss" if hi < 0 else "no significant change"
-        out.print(f"change {100 * d['delta']:+.1f} points (paired bootstrap over the same {d['n']} questions, 95% CI "
-                  f"{100 * lo:+.1f} to {100 * hi:+.1f}: {verdict})")
+    if (change := fmt_change(base, tuned, seed=cfg.seed)) is not None:
+        out.print(change)
     out.print(f"wall time {time.perf_counter() - t0:.0f} s; run directory: {cfg.run_dir}")
     _print_tables(cfg.run_dir)
 

@@ -1,4 +1,5 @@
-"""Is the candidate better than the current model with statistical confidence? A paired sign test.
+"""Is the candidate better than the current model with statistical confidence? A paired sign test, and a paired
+bootstrap CI of the accuracy difference.
 
 Both models are scored on the same examples; each example is a *win* (candidate scored higher), a *loss* or a
 *tie*. Under the null hypothesis "neither is better" a non-tied example is a win with probability 1/2, so the
@@ -12,11 +13,12 @@ confidence at all: at 95 % it needs at least 5 non-tied examples, all wins (1/32
 from __future__ import annotations
 
 import math
+import random
 from collections.abc import Sequence
 
 from opentao.errors import TaoError
 
-__all__ = ["sign_test"]
+__all__ = ["paired_bootstrap", "percentile_ci", "sign_test"]
 
 
 def sign_test(current: Sequence[float], candidate: Sequence[float]) -> dict[str, float | int]:
@@ -28,3 +30,23 @@ def sign_test(current: Sequence[float], candidate: Sequence[float]) -> dict[str,
     n = wins + losses
     p = sum(math.comb(n, k) for k in range(wins, n + 1)) / 2**n if n else 1.0
     return {"wins": wins, "losses": losses, "ties": len(current) - n, "p_value": p}
+
+
+def paired_bootstrap(base: Sequence[bool], arm: Sequence[bool], *, n_boot: int = 2000,
+                     seed: int = 0) -> dict[str, float | list[float]]:
+    """Difference of accuracies (arm − base, in [−1, 1]) with a 95% percentile CI from ``n_boot`` resamples."""
+    if len(base) != len(arm):
+        raise TaoError(f"paired bootstrap needs equal lengths, got {len(base)} and {len(arm)}")
+    n = len(base)
+    if n == 0:
+        raise TaoError("paired bootstrap over zero examples")
+    diff = [int(bool(a)) - int(bool(b)) for a, b in zip(arm, base)]
+    rng = random.Random(seed)
+    deltas = sorted(sum(diff[rng.randrange(n)] for _ in range(n)) / n for _ in range(n_boot))
+    return {"delta": sum(diff) / n, "ci95": percentile_ci(deltas), "n": n, "n_boot": n_boot}
+
+
+def percentile_ci(deltas: list[float]) -> list[float]:
+    """The 2.5th and 97.5th percentiles of sorted bootstrap statistics."""
+    return [deltas[int(0.025 * (len(deltas) - 1))], deltas[int(round(0.975 * (len(deltas) - 1)))]]
+

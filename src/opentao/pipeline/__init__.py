@@ -8,7 +8,7 @@
 * :mod:`~opentao.pipeline.prepare` — the quickstart config.
 """
 
-from opentao.pipeline.format import fmt_acc, fmt_means
+from opentao.pipeline.format import fmt_acc, fmt_change, fmt_means
 from opentao.pipeline.prepare import quickstart_config
 from opentao.pipeline.rounds import (
     keep_round,
@@ -25,7 +25,7 @@ from opentao.pipeline.rounds import (
 from opentao.pipeline.validation import round_prompts, validate
 
 __all__ = [
-    "fmt_acc", "fmt_means", "keep_round", "model_for_round", "open_run",
+    "fmt_acc", "fmt_change", "fmt_means", "keep_round", "model_for_round", "open_run",
     "quickstart_config", "round_prompts", "run_rounds", "stage_eval", "stage_generate",
     "stage_integrity", "stage_score", "stage_telemetry", "stage_train", "validate",
 ]
