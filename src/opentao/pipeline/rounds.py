@@ -39,15 +39,16 @@ def model_for_round(store: RunStore, cfg: RunConfig, round_: int) -> str:
 
 def stage_generate(store: RunStore, cfg: RunConfig, round_: int) -> dict:
     """Stage 1 on ``generate.engine``: in this process, or on Ray actors for a ``ray-*`` engine."""
-    from opentao.generate.engines import build_generator, on_ray, split_engine
+    from opentao.generate.engines import build_generator, local_engine, on_ray, split_engine
     from opentao.generate.stage import run_generate
 
     model_name = model_for_round(store, cfg, round_)
     if on_ray(cfg.generate.engine):
         from opentao.generate.ray_engine import ray_generate
 
-        return ray_generate(store, round_prompts(cfg, round_), cfg.generate, model_name, round_=round_,
-                            seed=cfg.seed, ray_cfg=cfg.ray, dtype=cfg.dtype, device=cfg.device)
+        stats = ray_generate(store, round_prompts(cfg, round_), cfg.generate, model_name, round_=round_,
+                             seed=cfg.seed, ray_cfg=cfg.ray, dtype=cfg.dtype, device=cfg.device)
+        return {**stats, "engine": f"ray-{local_engine(cfg.generate.engine)}"}  # auto: the actors resolve it
 
     backend = split_engine(cfg.generate.engine)[1]
 
