@@ -9,7 +9,7 @@ table row counts) into one JSON file. ``docs/quickstart.md`` is rendered from th
     .venv/bin/python benchmarks/quickstart.py --set train.epochs=3 --out /tmp/q.json   # a variant, page untouched
 
 The tuned-vs-base difference carries a paired-bootstrap 95% CI over the held-out questions
-(:func:`opentao.evaluate.significance.paired_bootstrap`, 2,000 resamples): both models answer the same questions, so
+(:func:`opentao.evaluate.significance.paired_change`, 2,000 resamples): both models answer the same questions, so
 pairing removes the variance of which questions happen to be in the test set.
 
 The load average before and after is recorded: on a shared machine, other work slows the run down.
@@ -54,6 +54,7 @@ def vllm_version() -> str | None:
 def measure(run_dir: Path, overrides: list[str] | None = None) -> dict:
     import torch
 
+    from opentao.evaluate.significance import paired_change
     from opentao.models import cpu_has_fast_bf16
 
     if run_dir.exists():
@@ -83,23 +84,13 @@ def measure(run_dir: Path, overrides: list[str] | None = None) -> dict:
                          "eval_tuned": r1["eval"]["wall_s"]},
         "base": _without_per_example(summary["base"]),
         "tuned": _without_per_example(r1["eval"]),
-        "vs_base": vs_base(summary["base"], r1["eval"]),
+        "vs_base": paired_change(summary["base"], r1["eval"]),
         "generate": r1["generate"],
         "score": r1["score"],
         "train": r1["train"],
         "tables": summary["tables"],
         "stdout_tail": proc.stdout[-3000:],
     }
-
-
-def vs_base(base: dict, tuned: dict) -> dict:
-    """Tuned − base accuracy on the same held-out questions, paired-bootstrap 95% CI, and the questions each got
-    right that the other did not."""
-    from opentao.bench.stats import aligned, paired_bootstrap
-
-    b, t = aligned(base["per_example"], tuned["per_example"])
-    return {**paired_bootstrap(b, t), "gained": sum(y and not x for x, y in zip(b, t)),
-            "lost": sum(x and not y for x, y in zip(b, t))}
 
 
 def _without_per_example(e: dict) -> dict:

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 from opentao.errors import TaoError
 
-__all__ = ["paired_bootstrap", "percentile_ci", "sign_test"]
+__all__ = ["paired_bootstrap", "paired_change", "percentile_ci", "sign_test"]
 
 
 def sign_test(current: Sequence[float], candidate: Sequence[float]) -> dict[str, float | int]:
@@ -50,3 +50,18 @@ def percentile_ci(deltas: list[float]) -> list[float]:
     """The 2.5th and 97.5th percentiles of sorted bootstrap statistics."""
     return [deltas[int(0.025 * (len(deltas) - 1))], deltas[int(round(0.975 * (len(deltas) - 1)))]]
 
+
+def paired_change(base: dict, tuned: dict, *, seed: int = 0) -> dict | None:
+    """:func:`paired_bootstrap` of two eval summaries (``{"per_example": {"ids", "correct"}}``, as
+    ``evaluate_task`` writes them) on the questions both answered, in the base's order, with the counts of questions
+    ``gained`` (tuned right, base wrong) and ``lost``; None when either lacks per-example results or they share no
+    question."""
+    if not base.get("per_example") or not tuned.get("per_example"):
+        return None
+    theirs = dict(zip(tuned["per_example"]["ids"], tuned["per_example"]["correct"]))
+    pairs = [(x, theirs[i]) for i, x in zip(base["per_example"]["ids"], base["per_example"]["correct"]) if i in theirs]
+    if not pairs:
+        return None
+    b, t = [x for x, _ in pairs], [y for _, y in pairs]
+    return {**paired_bootstrap(b, t, seed=seed), "gained": sum(y and not x for x, y in pairs),
+            "lost": sum(x and not y for x, y in pairs)}

@@ -9,24 +9,17 @@ def fmt_acc(e: dict) -> str:
 
 
 def fmt_change(base: dict, tuned: dict, seed: int = 0) -> str | None:
-    """Tuned − base accuracy of two evals on the same questions with a paired-bootstrap 95% CI
-    (:func:`opentao.evaluate.significance.paired_bootstrap`) and a verdict, on the questions both answered; None
-    when either lacks per-example results or they share no question."""
-    if not base.get("per_example") or not tuned.get("per_example"):
-        return None
-    from opentao.evaluate.significance import paired_bootstrap
+    """One line for :func:`opentao.evaluate.significance.paired_change` of two evals (the change in points, the
+    questions gained and lost, the paired 95% CI and a verdict); None when it is None."""
+    from opentao.evaluate.significance import paired_change
 
-    theirs = dict(zip(tuned["per_example"]["ids"], tuned["per_example"]["correct"]))
-    pairs = [(x, theirs[i]) for i, x in zip(base["per_example"]["ids"], base["per_example"]["correct"]) if i in theirs]
-    if not pairs:
+    d = paired_change(base, tuned, seed=seed)
+    if d is None:
         return None
-    b, t = [x for x, _ in pairs], [y for _, y in pairs]
-    d = paired_bootstrap(b, t, seed=seed)
     lo, hi = d["ci95"]
     verdict = "a gain" if lo > 0 else "a loss" if hi < 0 else "no significant change"
-    gained, lost = sum(y and not x for x, y in zip(b, t)), sum(x and not y for x, y in zip(b, t))
-    return (f"change {100 * d['delta']:+.1f} points ({gained} questions gained, {lost} lost; paired bootstrap over "
-            f"the same {d['n']} questions, 95% CI {100 * lo:+.1f} to {100 * hi:+.1f}: {verdict})")
+    return (f"change {100 * d['delta']:+.1f} points ({d['gained']} questions gained, {d['lost']} lost; paired "
+            f"bootstrap over the same {d['n']} questions, 95% CI {100 * lo:+.1f} to {100 * hi:+.1f}: {verdict})")
 
 
 def fmt_means(means: dict) -> str:
