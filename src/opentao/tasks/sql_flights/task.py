@@ -8,11 +8,11 @@ split by shape), the prompt and the grader are the same, and ``config.yaml`` is 
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 from opentao.tasks.base import Task
 from opentao.tasks.sql.grade import GOLD_FIELDS, SqlGrader
+from opentao.tasks.sql.schema import copy_db_beside
 
 DB_NAME = "flights.sqlite"
 
@@ -34,11 +34,7 @@ def prepare_flights_task(out_dir: Path, cache: Path | None = None) -> dict:
         return {"dir": str(out_dir), "cached": True}
     db = ensure_flights_db(cache)
     info = write_sql_task(db, out_dir, n=400, seed=0, test_frac=0.35)
-    dest = out_dir / DB_NAME
-    if db.resolve() != dest.resolve():
-        tmp = dest.with_name(f".{DB_NAME}.tmp")
-        shutil.copyfile(db, tmp)
-        tmp.replace(dest)
+    copy_db_beside(db, out_dir, DB_NAME)
     return info
 
 
