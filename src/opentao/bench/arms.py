@@ -17,7 +17,7 @@ eval_results, the resolved config), so ``tao inspect`` and ``tao report`` read a
   from round r-1's model exactly as ``tao run`` with ``rounds: r`` does.
 
 Sample pool (a benchmark design choice, not a stage feature): the round-1 arms of a task share one generate run
-at the mode's largest K (``stage_generate``); an arm at K copies each prompt's first K slots into its own run
+at the mode's largest K for a K-scaling task, at the default K for any other (``stage_generate``); an arm at K copies each prompt's first K slots into its own run
 directory, so a larger K sees a superset of a smaller one's samples and the K curve is not blurred by
 independent draws. An arm whose scorer keeps no training example is its starting model, untrained
 (``train.skipped``), and is evaluated as such.
@@ -73,6 +73,11 @@ class Sizes:
     def k_pool(self) -> int:
         return max(self.k, *self.k_scale)
 
+    def task_pool_k(self, task: str) -> int:
+        """A task's seed-0 pool K: the mode's largest K for a K-scaling task, else the default K (a K=16 pool
+        nothing reads past slot K would only cost generation time)."""
+        return self.k_pool if task in self.scale_tasks else self.k
+
 
 def plan(s: Sizes) -> list[ArmSpec]:
     """The mode's arms in run order (round r after round r-1)."""
@@ -120,7 +125,7 @@ class Runner:
         self.s = sizes
         self.work = Path(work)
         self.seed = seed
-        self.pool_k = pool_k  # the round-1 pool's K (default the mode's largest): see pool_k_for
+        self.pool_k = pool_k  # the round-1 pool's K (default Sizes.task_pool_k): see pool_k_for
         self._dirs: dict[str, Path] = {}
 
     # --- configs --------------------------------------------------------------------------------------
@@ -163,7 +168,7 @@ class Runner:
         """The task's round-1 sample pool at this seed: ``stage_generate`` at ``k`` (default: the mode's largest K)."""
         from opentao.pipeline import open_run, stage_generate
 
-        k = k or self.pool_k or self.s.k_pool
+        k = k or self.pool_k or self.s.task_pool_k(task)
         tag = f"pool-k{k}" if n_train is None else f"pool-n{n_train}-k{k}"
         cfg = self.config(task, self.work / task / self.tag(tag), k=k, n_train=n_train)
         store = open_run(cfg, ("generate",))
@@ -313,7 +318,7 @@ class Runner:
 
     def run_tried(self, spec: ArmSpec) -> dict:
         """A round-1 plan arm (``from``: sft | tao | oracle) with ``k``/``steps``/``lr``/``threshold``/``method``/
-        ``n_train``/``scorers`` changed; at the plan's ``n_train`` it reads the plan's sample pool."""
+        ``n_train``/``scorers``/``set`` (dotted config keys) changed; at the plan's ``n_train`` it reads the plan's sample pool."""
         task, p = spec.tasks[0], spec.params
         diff: dict[str, Any] = {}
         if "lr" in p:
@@ -324,6 +329,7 @@ class Runner:
             diff["train.threshold"] = p["threshold"]
         if "scorers" in p:
             diff["score.scorers"] = p["scorers"]
+        diff.update(p.get("set", {}))  # any dotted run-config keys
         name = f"try-{spec.name}"
         if p["from"] == "sft":
             return self.sft(task, name, p.get("n_train"), p.get("steps"), **diff)

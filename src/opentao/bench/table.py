@@ -274,7 +274,7 @@ def main(argv: list[str] | None = None, here: str | Path | None = None) -> int:
         t0 = time.time()
         status: dict[tuple[str, int], str] = {}
         for seed, seed_specs in runs:
-            # seed 0 keeps the pool at the mode's largest K (its committed runs did); other seeds size theirs
+            # seed 0: each task's pool at Sizes.task_pool_k; other seeds size theirs by the arms they run
             pool_k = None if seed == 0 else pool_k_for(sizes, seed_specs)
             runner = Runner(sizes, bench.work / mode, seed=seed, pool_k=pool_k)
             done = run_arms(seed_specs, runner.run, ResultDir(bench.results, "tried" if args.tried else mode),

@@ -124,8 +124,14 @@ def test_plan_names_are_unique_and_complete() -> None:
         for task in ("sql", "docqa", "instruct"):
             assert {f"{task}-{a}" for a in ("base", "sft", "tao", "oracle")} <= set(names)
         assert "multitask" in names
-    full = [s.name for s in plan(BENCH.sizes("full"))]
-    assert {"docqa-tao-k2", "docqa-tao-k8", "docqa-tao-k16", "docqa-tao-r2", "docqa-tao-r3"} <= set(full)
+    sizes = BENCH.sizes("full")
+    full = [s.name for s in plan(sizes)]
+    assert "sql-flights-tao" in full and sizes.n_train >= 256  # the sizes: a second database, every prompt
+    for task in sizes.scale_tasks:  # the default K's point of the K curve is the task's TAO arm itself
+        assert {f"{task}-tao-k{k}" for k in sizes.k_scale if k != sizes.k} | {f"{task}-tao-r2", f"{task}-tao-r3"} \
+            <= set(full)
+        assert sizes.task_pool_k(task) == 16
+    assert sizes.task_pool_k("instruct") == sizes.k  # no K curve there: its pool stops at the default K
     # round r needs round r-1: the plan orders them
     assert full.index("docqa-tao-r2") < full.index("docqa-tao-r3")
     tried = BENCH.tried_plan()

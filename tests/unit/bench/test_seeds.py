@@ -139,7 +139,7 @@ def test_result_names_per_seed(tmp_path: Path) -> None:
 
 
 def test_committed_results_load_as_seed_0() -> None:
-    rd = ResultDir(REPO / "benchmarks" / "results", "full")
+    rd = ResultDir(REPO / "benchmarks" / "results" / "n64", "full")  # the archived run, written before seeds
     by_seed = rd.by_seed()
     assert {"sql-base", "sql-tao", "docqa-tao-k16", "multitask"} <= set(by_seed)
     assert set(rd.all()) == {n for n, runs in by_seed.items() if 0 in runs}
@@ -175,9 +175,9 @@ def test_seed_runs_repeat_the_seeded_kinds_but_not_the_base() -> None:
             seed_runs(plan(sizes), bad, ("tao",))
     with pytest.raises(TaoError):
         seed_runs(plan(sizes), [0, 1], ("tao", "taoo"))
-    assert (sizes.k, sizes.k_pool) == (4, 16)
-    assert pool_k_for(sizes, runs[1][1]) == 4 and pool_k_for(sizes, plan(sizes)) == 16
-    assert Runner(sizes, "w", seed=1, pool_k=4).pool_k == 4
+    assert (sizes.k, sizes.k_pool) == (8, 16)
+    assert pool_k_for(sizes, runs[1][1]) == 8 and pool_k_for(sizes, plan(sizes)) == 16
+    assert Runner(sizes, "w", seed=1, pool_k=8).pool_k == 8
 
 
 def test_runner_at_a_seed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -29,8 +29,10 @@ def db(tmp_path) -> Path:
 
 BOMBS = {
     "printf": "SELECT printf('%.*c', 1e9, 'x')",
-    "instr": ("SELECT instr(replace(hex(zeroblob(400000)), '0', 'a') || 'b', "
-              "replace(hex(zeroblob(200000)), '0', 'a') || 'b')"),
+    # quadratic in C: ~2e6 x 2e6 byte comparisons, tens of CPU seconds even with a fast memcmp (at 800k x 400k
+    # chars a fast machine finished inside the 2 s CPU allowance and the CPU-limit test below passed by luck)
+    "instr": ("SELECT instr(replace(hex(zeroblob(2000000)), '0', 'a') || 'b', "
+              "replace(hex(zeroblob(1000000)), '0', 'a') || 'b')"),
     "recursive": ROWS.format(n=10**12) + "SELECT count(*) FROM c",
     "cross_join": "SELECT count(*) FROM t a, t b, t c",
 }
