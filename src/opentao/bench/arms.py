@@ -68,6 +68,7 @@ class Sizes:
     batch: int
     tasks: tuple[str, ...]
     run: dict[str, Any] = field(default_factory=dict)
+    multitask: bool = True  # run the multi-task TAO arm
 
     @property
     def k_pool(self) -> int:
@@ -85,7 +86,8 @@ def plan(s: Sizes) -> list[ArmSpec]:
     for task in s.tasks:
         for arm in ("base", "sft", "tao", "oracle"):
             specs.append(ArmSpec(f"{task}-{arm}", arm, (task,), {"k": s.k, "rounds": 1} if arm == "tao" else {}))
-    specs.append(ArmSpec("multitask", "multitask", tuple(s.tasks), {"k": s.k}))
+    if s.multitask:
+        specs.append(ArmSpec("multitask", "multitask", tuple(s.tasks), {"k": s.k}))
     for task in s.scale_tasks:
         for k in s.k_scale:
             if k != s.k:

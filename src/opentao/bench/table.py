@@ -61,7 +61,7 @@ class Bench:
         m = s["modes"][mode]
         return Sizes(n_train=m["n_train"], n_test=m["n_test"], k=m["k"], k_scale=tuple(m["k_scale"]),
                      scale_tasks=tuple(m["scale_tasks"]), rounds=m["rounds"], steps=m["steps"], batch=m["batch"],
-                     tasks=tuple(m["tasks"]), run=dict(s.get("run") or {}))
+                     tasks=tuple(m["tasks"]), run=dict(s.get("run") or {}), multitask=bool(m.get("multitask", True)))
 
     def seeds(self, mode: str) -> tuple[int, ...]:
         """The mode's ``seeds`` (default ``[0]``); validated by :func:`opentao.bench.arms.seed_runs`."""

@@ -123,7 +123,8 @@ def test_plan_names_are_unique_and_complete() -> None:
         assert len(names) == len(set(names))
         for task in ("sql", "docqa", "instruct"):
             assert {f"{task}-{a}" for a in ("base", "sft", "tao", "oracle")} <= set(names)
-        assert "multitask" in names
+        assert ("multitask" in names) == BENCH.sizes(mode).multitask
+    assert BENCH.sizes("quick").multitask
     sizes = BENCH.sizes("full")
     full = [s.name for s in plan(sizes)]
     assert "sql-flights-tao" in full and sizes.n_train >= 256  # the sizes: a second database, every prompt
