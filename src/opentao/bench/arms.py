@@ -81,19 +81,20 @@ class Sizes:
 
 
 def plan(s: Sizes) -> list[ArmSpec]:
-    """The mode's arms in run order (round r after round r-1)."""
+    """The mode's arms in run order: task by task (in ``tasks`` order), its headline arms then its K and round
+    arms (round r after round r-1), so a run cut short leaves whole tasks; the multi-task arm last."""
     specs: list[ArmSpec] = []
     for task in s.tasks:
         for arm in ("base", "sft", "tao", "oracle"):
             specs.append(ArmSpec(f"{task}-{arm}", arm, (task,), {"k": s.k, "rounds": 1} if arm == "tao" else {}))
-    if s.multitask:
+        if task in s.scale_tasks:
+            for k in s.k_scale:
+                if k != s.k:
+                    specs.append(ArmSpec(f"{task}-tao-k{k}", "scale", (task,), {"k": k, "rounds": 1}))
+            for r in range(2, s.rounds + 1):
+                specs.append(ArmSpec(f"{task}-tao-r{r}", "scale", (task,), {"k": s.k, "rounds": r}))
+    if s.multitask:  # reads the tasks' TAO arms
         specs.append(ArmSpec("multitask", "multitask", tuple(s.tasks), {"k": s.k}))
-    for task in s.scale_tasks:
-        for k in s.k_scale:
-            if k != s.k:
-                specs.append(ArmSpec(f"{task}-tao-k{k}", "scale", (task,), {"k": k, "rounds": 1}))
-        for r in range(2, s.rounds + 1):
-            specs.append(ArmSpec(f"{task}-tao-r{r}", "scale", (task,), {"k": s.k, "rounds": r}))
     return specs
 
 

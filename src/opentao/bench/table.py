@@ -1,4 +1,4 @@
-"""``benchmarks/tao_table.py``: TAO's Table 3 / Figure 3 (Databricks 2025) on CPU, three tasks, as run configs.
+"""``benchmarks/tao_table.py``: TAO's Table 3 / Figure 3 (Databricks 2025) on CPU, over the bundled tasks, as run configs.
 
 The arms (:mod:`opentao.bench.arms`) are the tasks' shipped configs plus the diffs in ``benchmarks/tao_table.yaml``
 (sizes per mode) and ``benchmarks/tried.yaml`` (the variants tried for missed targets), run on the stage functions
@@ -189,12 +189,14 @@ def render(bench: Bench, modes: list[str]) -> None:
     (bench.here / "README.md").write_text("\n".join(parts), encoding="utf-8")
 
 
-README_HEAD = """# Benchmark: TAO's Table 3 / Figure 3 on CPU, three tasks
+README_HEAD = """# Benchmark: TAO's Table 3 / Figure 3 on CPU, four tasks
 
 Rendered by `benchmarks/tao_table.py` from `benchmarks/results/*.json` (one file per finished arm and seed, with
-every number, its seed, timing and config). Nothing below is typed by hand.
+every number, its seed, timing and config). Nothing below is typed by hand. The earlier full run (64 training
+prompts, K=4, eval on HF) and its tried variants are archived in `results/n64/`.
 
 * **Tasks** — `sql`: text-to-SQL on Chinook, execution accuracy, test query *shapes* unseen in training;
+  `sql-flights`: the same recipe (`config.yaml` kept equal to sql's) on NYC flights, a database it was not tuned on;
   `docqa`: answer from a passage (BoolQ yes/no + DisflQA spans), exact / normalized match, test *passages*
   unseen; `instruct`: XSum summaries and NQ-open answers under 1–3 verifiable constraints, gold = every
   constraint passes and the answer is relevant to the reference; test constraint *types* unseen in training.
@@ -237,7 +239,7 @@ that the machinery works end to end, not the targets (their CIs span tens of poi
 
 def main(argv: list[str] | None = None, here: str | Path | None = None) -> int:
     bench = Bench(Path(here) if here else Path.cwd() / "benchmarks")
-    ap = argparse.ArgumentParser(description="TAO's Table 3 / Figure 3 on CPU, three tasks (benchmarks/README.md)")
+    ap = argparse.ArgumentParser(description="TAO's Table 3 / Figure 3 on CPU (benchmarks/README.md)")
     ap.add_argument("--quick", action="store_true", help="small sizes (≤ 20 min on 2 cores)")
     ap.add_argument("--render", action="store_true", help="only rebuild README and plots from the JSON files")
     ap.add_argument("--only", nargs="*", help="run only these arm names")
