@@ -17,137 +17,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from opentao.bench.stats import aligned, aligned_seeds, paired_bootstrap, pooled_paired_bootstrap
-from opentao.tasks import TASKS as _REGISTRY
-
-TASKS = tuple(_REGISTRY)  # the registered tasks, in registry order
-ARMS = ("base", "sft", "tao", "oracle", "multitask")
-ARM_TITLES = {"base": "base", "sft": "labeled SFT", "tao": "TAO (no labels)", "oracle": "RL, gold reward (oracle)",
-              "multitask": "multi-task TAO"}
-TASK_TITLES = {name: task.title or name for name, task in _REGISTRY.items()}
-
-
-def arm_data(results: dict[str, dict], task: str, arm: str) -> dict | None:
-    return results.get("multitask" if arm == "multitask" else f"{task}-{arm}")
-
-
-def arm_eval(results: dict[str, dict], task: str, arm: str) -> dict | None:
-    return (arm_data(results, task, arm) or {}).get("evals", {}).get(task)
-
-
-def untrained(data: dict | None) -> bool:
-    """The arm had no training example (nothing passed its reward threshold), so its model is the base."""
-    return bool(data and (data.get("train") or {}).get("skipped"))
-
-
-def vs_base(results: dict[str, dict], task: str, ev: dict, seed: int = 0) -> dict | None:
-    base = arm_eval(results, task, "base")
-    if base is None or ev is None or ev is base:
-        return None
-    b, a = aligned(base["per_example"], ev["per_example"])
-    return paired_bootstrap(b, a, seed=seed)
-
-
-def _name(task: str, arm: str) -> str:
-    return "multitask" if arm == "multitask" else f"{task}-{arm}"
-
-
-def seed_runs(results: dict[str, dict], by_seed: dict[str, dict[int, dict]] | None, task: str,
-              arm: str) -> list[dict]:
-    """The arm's result files that evaluated ``task``, one per seed (seeds ascending); without ``by_seed`` just the
-    seed-0 file of ``results``."""
-    runs = (by_seed or {}).get(_name(task, arm)) or {0: arm_data(results, task, arm)}
-    return [d for _, d in sorted(runs.items()) if d and task in d.get("evals", {})]
-
-
-def pooled_vs_base(results: dict[str, dict], task: str, evals: list[dict], seed: int = 0) -> dict | None:
-    """The seeds' evals of one arm against the (one, seed-invariant) base eval: the pooled paired bootstrap; one
-    seed gives :func:`vs_base`'s numbers exactly. None without a base, or for the base itself."""
-    base = arm_eval(results, task, "base")
-    if base is None or not evals or any(ev is base for ev in evals):
-        return None
-    _, b, arms = aligned_seeds(base["per_example"], [ev["per_example"] for ev in evals])
-    return pooled_paired_bootstrap([b] * len(arms), arms, seed=seed)
-
+from opentao.bench.stats import aligned, paired_bootstrap
+from opentao.bench.targets import metric_name, targets
+from opentao.bench.views import (ARM_TITLES, ARMS, TASK_TITLES, TASKS, arm_data, arm_eval, measured,  # noqa: F401
+                                 pooled_vs_base, scaling_points, seed_runs, untrained, vs_base)
 
 def _mean(values: list[float]) -> float:
     return sum(values) / len(values)
 
 
-def scaling_points(results: dict[str, dict], task: str) -> list[dict]:
-    """Every TAO setting of a task: ``{"k", "rounds", "accuracy", "name"}`` sorted by (rounds, k)."""
-    pts = []
-    for name, data in results.items():
-        if not name.startswith(f"{task}-tao") or task not in data.get("evals", {}):
-            continue
-        p = data.get("params", {})
-        pts.append({"name": name, "k": p.get("k"), "rounds": p.get("rounds", 1),
-                    "accuracy": data["evals"][task]["accuracy"]})
-    return sorted(pts, key=lambda x: (x["rounds"], x["k"] or 0))
-
-
-def measured(results: dict[str, dict]) -> tuple[str, ...]:
-    """The registered tasks that some result evaluates, in registry order: a task no arm has run yet (a newly
-    added one) stays out of the tables, targets and plots instead of filling them with empty rows."""
-    seen = {t for data in results.values() for t in data.get("evals", {})}
-    return tuple(t for t in TASKS if t in seen)
-
-
 def _pct(x: float | None) -> str:
     return "—" if x is None else f"{100 * x:.1f}"
-
-
-def targets(results: dict[str, dict], by_seed: dict[str, dict[int, dict]] | None = None) -> list[dict[str, Any]]:
-    """Each target of issue #4 with ``met`` True / False / None (None: the arms it needs are not finished); an arm
-    with several seeds counts with its mean accuracy (and mean response length) over them."""
-    out: list[dict[str, Any]] = []
-
-    def evals(task: str, arm: str) -> list[dict]:
-        return [d["evals"][task] for d in seed_runs(results, by_seed, task, arm)]
-
-    def acc(task: str, arm: str) -> float | None:
-        evs = evals(task, arm)
-        return _mean([ev["accuracy"] for ev in evs]) if evs else None
-
-    for task in measured(results):
-        base, tao, sft, oracle = (acc(task, a) for a in ("base", "tao", "sft", "oracle"))
-        have = base is not None and tao is not None
-        out.append({"target": "TAO ≥ base + 10 points", "task": task, "met": (tao - base >= 0.10) if have else None,
-                    "detail": f"base {_pct(base)}, TAO {_pct(tao)}"})
-        out.append({"target": "TAO ≥ labeled SFT", "task": task,
-                    "met": (tao >= sft) if tao is not None and sft is not None else None,
-                    "detail": f"SFT {_pct(sft)}, TAO {_pct(tao)}"})
-        if have and oracle is not None:
-            gain, ogain = tao - base, oracle - base
-            met = gain >= 0.8 * ogain if ogain > 0 else None  # no oracle gain: the share is undefined
-            share = f"{100 * gain / ogain:.0f}% of the oracle's gain" if ogain > 0 else "the oracle gained nothing"
-        else:
-            met, share = None, "arms missing"
-        out.append({"target": "TAO recovers ≥ 80% of the oracle's gain", "task": task, "met": met,
-                    "detail": f"oracle {_pct(oracle)}; {share}"})
-        base_ev, tao_evs = arm_eval(results, task, "base"), evals(task, "tao")
-        if base_ev and tao_evs:
-            tao_tokens = _mean([ev["mean_new_tokens"] for ev in tao_evs])
-            ratio = tao_tokens / max(base_ev["mean_new_tokens"], 1e-9)
-            out.append({"target": "tuned mean response length ≤ 1.1× base", "task": task, "met": ratio <= 1.1,
-                        "detail": f"{tao_tokens:.1f} vs {base_ev['mean_new_tokens']:.1f} tokens "
-                                  f"({ratio:.2f}×)"})
-        else:
-            out.append({"target": "tuned mean response length ≤ 1.1× base", "task": task, "met": None,
-                        "detail": "arms missing"})
-    monotone = []
-    for task in measured(results):
-        ks = [p for p in scaling_points(results, task) if p["rounds"] == 1 and p["k"]]
-        if len(ks) >= 2:
-            accs = [p["accuracy"] for p in sorted(ks, key=lambda p: p["k"])]
-            monotone.append((task, all(b >= a for a, b in zip(accs, accs[1:])) and accs[-1] > accs[0], accs))
-    ok = [t for t, m, _ in monotone if m]
-    # a flat curve (e.g. 0 → 0) does not count: the target asks that more samples buy quality
-    out.append({"target": "quality non-decreasing in K on ≥ 2 tasks (and higher at the largest K)", "task": "all",
-                "met": (len(ok) >= 2) if len(monotone) >= 2 else None,
-                "detail": "; ".join(f"{t}: " + " → ".join(_pct(a) for a in accs) for t, _, accs in monotone)
-                or "scaling runs missing"})
-    return out
 
 
 def _mark(met: bool | None) -> str:
@@ -211,8 +91,9 @@ def render_seeds(results: dict[str, dict], by_seed: dict[str, dict[int, dict]]) 
 
 
 def render_mode(results: dict[str, dict], mode: str, plot_prefix: str,
-                by_seed: dict[str, dict[int, dict]] | None = None) -> str:
-    """The mode's section of the README from its result files (``by_seed``: every seed's, else seed 0's only)."""
+                by_seed: dict[str, dict[int, dict]] | None = None, diag: dict[str, dict] | None = None) -> str:
+    """The mode's section of the README from its result files (``by_seed``: every seed's, else seed 0's only;
+    ``diag``: the mode's answer-level diagnostics keyed by arm name, which docqa's targets read)."""
     lines = [f"## {mode} run", ""]
     files = [d for runs in (by_seed or {n: {0: d} for n, d in results.items()}).values() for d in runs.values()]
     wall = sum(d.get("wall_seconds", 0) for d in files)
@@ -267,9 +148,12 @@ def render_mode(results: dict[str, dict], mode: str, plot_prefix: str,
                 ci = f"{100 * d['delta']:+.1f} [{100 * d['ci95'][0]:+.1f}, {100 * d['ci95'][1]:+.1f}]" if d else "—"
                 lines.append(f"| {task} | {p['k']} | {p['rounds']} | {_pct(p['accuracy'])} | {ci} |")
     lines += ["", "### Targets (computed from the JSON files above)", ""]
+    if any(metric_name(t, diag) != "accuracy" for t in measured(results)):
+        lines += ["docqa's targets use its balanced yes/no accuracy (mean recall of the two classes: 50 for any "
+                  "constant answer), whose plain accuracy pays for answering *yes* to everything.", ""]
     lines.append("| target | task | status | numbers |")
     lines.append("|---|---|---|---|")
-    for t in targets(results, by_seed):
+    for t in targets(results, by_seed, diag):
         lines.append(f"| {t['target']} | {t['task']} | {_mark(t['met'])} | {t['detail']} |")
     lines += report_links(Path(plot_prefix).parent.parent / "reports", mode)
     lines += ["", f"![arms per task]({plot_prefix}-arms.png)", "",

@@ -118,6 +118,9 @@ def diagnose(bench: Bench, mode: str) -> Path:
             per = ev.get("per_example")
             if task == "docqa" and per:  # from the committed per-example correctness alone: every arm has it
                 entry.update(docqa_correctness((gold_of(task)[i], ok) for i, ok in zip(per["ids"], per["correct"])))
+                if key == f"{mode}-docqa-base":  # the yes/no classes, for balanced accuracy from per-example files
+                    entry["yesno_class_of"] = {i: gold_of(task)[i]["answer"] for i in per["ids"]
+                                               if gold_of(task)[i]["kind"] == "yesno"}
             part = bench.work / mode / ev["answers"] if ev.get("answers") else None
             if task in DIAGNOSTICS and part is not None and part.is_file():
                 rows = pq.read_table(part, columns=["example_id", "prediction"]).to_pylist()
@@ -177,12 +180,14 @@ def render(bench: Bench, modes: list[str]) -> None:
             continue
         report.plot_arms(results, bench.results / f"{mode}-arms.png", f"{mode} run: held-out accuracy per arm")
         report.plot_scaling(results, bench.results / f"{mode}-scaling.png", f"{mode} run: TAO compute scaling")
-        parts.append(report.render_mode(results, mode, f"results/{mode}", by_seed=by_seed))
+        diag_path = bench.results / f"diagnostics-{mode}.json"
+        diag = json.loads(diag_path.read_text(encoding="utf-8")) if diag_path.is_file() else None
+        plan_diag = {k.removeprefix(f"{mode}-"): v for k, v in (diag or {}).items() if k.startswith(f"{mode}-")}
+        parts.append(report.render_mode(results, mode, f"results/{mode}", by_seed=by_seed, diag=plan_diag))
         if mode == "full" and (tried := ResultDir(bench.results, "tried").all()):
             parts.append(report.render_tried(tried, results))
-        diag = bench.results / f"diagnostics-{mode}.json"
-        if diag.is_file():
-            parts.append(report.render_diagnostics(json.loads(diag.read_text(encoding="utf-8")), mode))
+        if diag:
+            parts.append(report.render_diagnostics(diag, mode))
         mode_sizes = bench.settings()["modes"][mode]
         parts.append(f"Sizes ({mode}): `{json.dumps(mode_sizes)}`\n")
     parts.append(README_TAIL)
