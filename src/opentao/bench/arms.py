@@ -17,10 +17,10 @@ eval_results, the resolved config), so ``tao inspect`` and ``tao report`` read a
   from round r-1's model exactly as ``tao run`` with ``rounds: r`` does.
 
 Sample pool (a benchmark design choice, not a stage feature): the round-1 arms of a task share one generate run
-at the mode's largest K for a K-scaling task, at the default K for any other (``stage_generate``); an arm at K copies each prompt's first K slots into its own run
-directory, so a larger K sees a superset of a smaller one's samples and the K curve is not blurred by
-independent draws. An arm whose scorer keeps no training example is its starting model, untrained
-(``train.skipped``), and is evaluated as such.
+(``stage_generate``) at the mode's largest K for a K-scaling task, at the default K for any other; an arm at K
+copies each prompt's first K slots into its own run directory, so a larger K sees a superset of a smaller one's
+samples and the K curve is not blurred by independent draws. An arm whose scorer keeps no training example is its
+starting model, untrained (``train.skipped``), and is evaluated as such.
 
 Seeds: a :class:`Runner` works at one seed, the run config's ``seed`` (candidate sampling) and ``train.seed``
 (training data order, LoRA init). At seed 0 the run directories are ``<task>/<arm>/`` and ``<task>/pool-k<K>/``
@@ -168,7 +168,8 @@ class Runner:
 
     # --- stages ---------------------------------------------------------------------------------------
     def pool(self, task: str, n_train: int | None = None, k: int | None = None) -> RunStore:
-        """The task's round-1 sample pool at this seed: ``stage_generate`` at ``k`` (default: the mode's largest K)."""
+        """The task's round-1 sample pool at this seed: ``stage_generate`` at ``k`` (default:
+        :meth:`Sizes.task_pool_k`)."""
         from opentao.pipeline import open_run, stage_generate
 
         k = k or self.pool_k or self.s.task_pool_k(task)
@@ -321,7 +322,8 @@ class Runner:
 
     def run_tried(self, spec: ArmSpec) -> dict:
         """A round-1 plan arm (``from``: sft | tao | oracle) with ``k``/``steps``/``lr``/``threshold``/``method``/
-        ``n_train``/``scorers``/``set`` (dotted config keys) changed; at the plan's ``n_train`` it reads the plan's sample pool."""
+        ``n_train``/``scorers``/``set`` (dotted config keys) changed; at the plan's ``n_train`` it reads the plan's
+        sample pool."""
         task, p = spec.tasks[0], spec.params
         diff: dict[str, Any] = {}
         if "lr" in p:

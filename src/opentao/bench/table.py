@@ -1,4 +1,4 @@
-"""``benchmarks/tao_table.py``: TAO's Table 3 / Figure 3 (Databricks 2025) on CPU, over the bundled tasks, as run configs.
+"""``benchmarks/tao_table.py``: TAO's Table 3 / Figure 3 (Databricks 2025) on CPU, bundled tasks, as run configs.
 
 The arms (:mod:`opentao.bench.arms`) are the tasks' shipped configs plus the diffs in ``benchmarks/tao_table.yaml``
 (sizes per mode) and ``benchmarks/tried.yaml`` (the variants tried for missed targets), run on the stage functions
@@ -61,7 +61,8 @@ class Bench:
         m = s["modes"][mode]
         return Sizes(n_train=m["n_train"], n_test=m["n_test"], k=m["k"], k_scale=tuple(m["k_scale"]),
                      scale_tasks=tuple(m["scale_tasks"]), rounds=m["rounds"], steps=m["steps"], batch=m["batch"],
-                     tasks=tuple(m["tasks"]), run=dict(s.get("run") or {}), multitask=bool(m.get("multitask", True)))
+                     tasks=tuple(m["tasks"]), run=dict(s.get("run") or {}),
+                     multitask=bool(m.get("multitask", True)))
 
     def seeds(self, mode: str) -> tuple[int, ...]:
         """The mode's ``seeds`` (default ``[0]``); validated by :func:`opentao.bench.arms.seed_runs`."""
