@@ -40,6 +40,14 @@ def docqa_correctness(pairs: Iterable[tuple[dict, bool]]) -> dict:
             "yesno_balanced_accuracy": sum(both) / 2 if len(both) == 2 else None}
 
 
+def one_constant(yes_share: float | None, tol: float = 0.05) -> str | None:
+    """``"yes"`` / ``"no"`` when the bare yes/no answers are (almost) all that word — a *yes* share within ``tol``
+    of 1 or 0 — else None (also when there is no share)."""
+    if yes_share is None:
+        return None
+    return "yes" if yes_share >= 1 - tol else "no" if yes_share <= tol else None
+
+
 def docqa_diagnostics(pairs: Iterable[tuple[dict, str]]) -> dict:
     """``pairs``: (gold row ``{"kind", "answer"}``, prediction). Shares are in [0, 1], None when undefined."""
     from opentao.tasks.docqa import grade, is_strict_yes_no, yes_no

@@ -21,14 +21,9 @@ from opentao.bench.stats import aligned, paired_bootstrap
 from opentao.bench.targets import metric_name, targets
 from opentao.bench.views import (ARM_TITLES, ARMS, TASK_TITLES, TASKS, arm_data, arm_eval, measured,  # noqa: F401
                                  pooled_vs_base, scaling_points, seed_runs, untrained, vs_base)
-
-def _mean(values: list[float]) -> float:
-    return sum(values) / len(values)
-
-
-def _pct(x: float | None) -> str:
-    return "—" if x is None else f"{100 * x:.1f}"
-
+from opentao.bench.views import mean as _mean
+from opentao.bench.views import pct as _pct
+from opentao.bench.views import points as _points
 
 def _mark(met: bool | None) -> str:
     return {True: "met", False: "**not met**", None: "n/a (not measured or undefined)"}[met]
@@ -238,11 +233,6 @@ def _delta(a: dict | None, b: dict | None) -> str:
     return _points(paired_bootstrap(x, y))
 
 
-def _points(d: dict) -> str:
-    """A bootstrap result ``{"delta", "ci95"}`` in points: ``+3.3 [+0.8, +6.7]``."""
-    return f"{100 * d['delta']:+.1f} [{100 * d['ci95'][0]:+.1f}, {100 * d['ci95'][1]:+.1f}]"
-
-
 def same_pool(tried: dict, ref: dict | None) -> bool | None:
     """Whether a tried arm trained from the same sample pool as the plan arm it varies: the pool's fingerprint
     (candidate count and gold-correct share of the candidates, a diagnostic the selection records) must match.
@@ -299,11 +289,14 @@ def _ordered(diag: dict[str, dict], task: str) -> list[tuple[str, dict]]:
     return [(n, d[task]) for n, d in sorted(diag.items(), key=lambda kv: key(kv[0])) if task in d]
 
 
-def _constant(yes_share: float | None, tol: float = 0.05) -> str:
-    """Whether the yes/no answers are (almost) all one word: within ``tol`` of all-yes or all-no."""
+def _constant(yes_share: float | None) -> str:
+    """Whether the yes/no answers are (almost) all one word (:func:`opentao.bench.diagnose.one_constant`)."""
+    from opentao.bench.diagnose import one_constant
+
     if yes_share is None:
         return "—"
-    return "**always yes**" if yes_share >= 1 - tol else "**always no**" if yes_share <= tol else "no"
+    word = one_constant(yes_share)
+    return f"**always {word}**" if word else "no"
 
 
 def render_diagnostics(diag: dict[str, dict], mode: str) -> str:

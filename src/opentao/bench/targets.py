@@ -22,24 +22,13 @@ from __future__ import annotations
 from typing import Any
 
 from opentao.bench.stats import aligned, paired_bootstrap, paired_bootstrap_balanced
+from opentao.bench.diagnose import docqa_correctness, one_constant
 from opentao.bench.views import arm_eval, measured, pooled_vs_base, scaling_points, seed_runs
+from opentao.bench.views import mean as _mean
+from opentao.bench.views import pct as _pct
+from opentao.bench.views import points as _pts
 
 __all__ = ["metric_name", "targets"]
-
-CONSTANT_TOL = 0.05  # a yes share within this of 0 or 1 is one constant answer
-
-
-def _mean(values: list[float]) -> float:
-    return sum(values) / len(values)
-
-
-def _pct(x: float | None) -> str:
-    return "—" if x is None else f"{100 * x:.1f}"
-
-
-def _pts(d: dict) -> str:
-    return f"{100 * d['delta']:+.1f} [{100 * d['ci95'][0]:+.1f}, {100 * d['ci95'][1]:+.1f}]"
-
 
 def _classes(diag: dict[str, dict] | None) -> dict[str, str] | None:
     """docqa's ``{example id: "yes" | "no"}`` of the yes/no test questions, kept in the base's diagnostics."""
@@ -51,12 +40,11 @@ def metric_name(task: str, diag: dict[str, dict] | None) -> str:
 
 
 def balanced(per_example: dict, classes: dict[str, str]) -> float | None:
-    """Mean recall of the classes over the examples of ``per_example`` that have a class."""
-    hit: dict[str, list[bool]] = {}
-    for i, ok in zip(per_example["ids"], per_example["correct"]):
-        if i in classes:
-            hit.setdefault(classes[i], []).append(bool(ok))
-    return _mean([_mean([float(x) for x in v]) for v in hit.values()]) if len(hit) >= 2 else None
+    """The balanced yes/no accuracy (:func:`opentao.bench.diagnose.docqa_correctness`) of the examples of
+    ``per_example`` that have a class."""
+    return docqa_correctness(({"kind": "yesno", "answer": classes[i]}, ok)
+                             for i, ok in zip(per_example["ids"], per_example["correct"]) if i in classes
+                             )["yesno_balanced_accuracy"]
 
 
 class Scores:
@@ -172,8 +160,7 @@ def targets(results: dict[str, dict], by_seed: dict[str, dict[int, dict]] | None
                     "detail": "; ".join(d for _, _, d in curves) or "scaling runs missing"})
     docqa = {name.removeprefix("docqa-"): e["docqa"] for name, e in (diag or {}).items()
              if "docqa" in e and name != "docqa-base" and e["docqa"].get("yesno_yes_share") is not None}
-    const = sorted(n for n, d in docqa.items()
-                   if not CONSTANT_TOL < d["yesno_yes_share"] < 1 - CONSTANT_TOL)
+    const = sorted(n for n, d in docqa.items() if one_constant(d["yesno_yes_share"]))
     out.append({"target": "no tuned arm answers one constant (docqa yes/no)", "task": "docqa",
                 "met": (not const) if docqa else None,
                 "detail": (f"one constant: {', '.join(const)}" if const else f"none of {len(docqa)} arms")

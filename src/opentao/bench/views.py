@@ -11,8 +11,8 @@ from __future__ import annotations
 from opentao.bench.stats import aligned, aligned_seeds, paired_bootstrap, pooled_paired_bootstrap
 from opentao.tasks import TASKS as _REGISTRY
 
-__all__ = ["ARMS", "ARM_TITLES", "TASKS", "TASK_TITLES", "arm_data", "arm_eval", "measured", "pooled_vs_base",
-           "scaling_points", "seed_runs", "untrained", "vs_base"]
+__all__ = ["ARMS", "ARM_TITLES", "TASKS", "TASK_TITLES", "arm_data", "arm_eval", "mean", "measured", "pct", "points",
+           "pooled_vs_base", "scaling_points", "seed_runs", "untrained", "vs_base"]
 
 TASKS = tuple(_REGISTRY)  # the registered tasks, in registry order
 ARMS = ("base", "sft", "tao", "oracle", "multitask")
@@ -64,8 +64,18 @@ def pooled_vs_base(results: dict[str, dict], task: str, evals: list[dict], seed:
     return pooled_paired_bootstrap([b] * len(arms), arms, seed=seed)
 
 
-def _mean(values: list[float]) -> float:
+def mean(values: list[float]) -> float:
     return sum(values) / len(values)
+
+
+def pct(x: float | None) -> str:
+    """A share in percent with one decimal, — for None."""
+    return "—" if x is None else f"{100 * x:.1f}"
+
+
+def points(d: dict) -> str:
+    """A bootstrap result ``{"delta", "ci95"}`` in points: ``+3.3 [+0.8, +6.7]``."""
+    return f"{100 * d['delta']:+.1f} [{100 * d['ci95'][0]:+.1f}, {100 * d['ci95'][1]:+.1f}]"
 
 
 def scaling_points(results: dict[str, dict], task: str) -> list[dict]:
