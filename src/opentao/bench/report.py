@@ -248,9 +248,11 @@ def same_pool(tried: dict, ref: dict | None) -> bool | None:
     return all(abs(float(a[k]) - float(b[k])) < 1e-9 for k in keys)
 
 
-def render_tried(tried: dict[str, dict], results: dict[str, dict]) -> str:
-    """The ``--tried`` arms: each against the base and against its plan arm (``params.vs``, else ``.from``)."""
-    lines = ["### What we tried for the missed targets", "",
+def render_tried(tried: dict[str, dict], results: dict[str, dict],
+                 title: str = "What we tried for the missed targets", intro: str = "") -> str:
+    """The ``--tried`` arms: each against the base and against its plan arm (``params.vs``, else ``.from``) of
+    ``results`` (the same run's plan arms); ``intro`` is a paragraph put before the table."""
+    lines = [f"### {title}", ""] + ([intro, ""] if intro else []) + [
              "Each row is one plan arm (round 1; *its arm*, named in the row) with the named knob changed — same "
              "prompts and seed — so *Δ vs its arm* is that knob's effect on one seed.", "",
              "| task | tried | what changed | kept examples (gold-correct) | steps | accuracy | Δ vs base (95% CI) "

@@ -187,6 +187,11 @@ def render(bench: Bench, modes: list[str]) -> None:
         parts.append(report.render_mode(results, mode, f"results/{mode}", by_seed=by_seed, diag=plan_diag))
         if mode == "full" and (tried := ResultDir(bench.results, "tried").all()):
             parts.append(report.render_tried(tried, results))
+        if mode == "full" and (old := ResultDir(bench.results / "n64", "tried").all()):
+            old_plan = {name: runs[0] for name, runs in ResultDir(bench.results / "n64", "full").by_seed().items()
+                        if 0 in runs}
+            parts.append(report.render_tried(old, old_plan, title="Tried earlier, on the 64-prompt run (results/n64/)",
+                                             intro=N64_TRIED))
         if diag:
             parts.append(report.render_diagnostics(diag, mode))
         mode_sizes = bench.settings()["modes"][mode]
@@ -222,6 +227,10 @@ prompts, K=4, eval on HF) and its tried variants are archived in `results/n64/`.
   the same; the response-length and latency columns show whether answers got longer.
 """
 
+N64_TRIED = ("The full run before this one had 64 training prompts per task, K=4, 16 optimizer steps of 8 and 120 "
+             "test examples per task, evaluated on HF (`results/n64/tried.yaml`). Its variants below are measured "
+             "against *its* plan arms, not this run's.")
+
 README_TAIL = """## How to run
 
 ```bash
@@ -255,6 +264,8 @@ def main(argv: list[str] | None = None, here: str | Path | None = None) -> int:
                     help="run the arms of tried.yaml (full sizes) instead of the plan")
     ap.add_argument("--reports", action="store_true",
                     help="write reports/<mode>-<task>.html (tao report) from the run directories in runs/, then render")
+    ap.add_argument("--seeds", nargs="+", type=int, default=None,
+                    help="run only these of the mode's seeds (default: all of them, 0 first)")
     ap.add_argument("--hours", type=float, default=None, help="start no new arm after this many hours")
     ap.add_argument("--threads", type=int, default=None,
                     help="torch CPU threads (1 avoids thread thrashing when other jobs share the cores)")
@@ -278,6 +289,11 @@ def main(argv: list[str] | None = None, here: str | Path | None = None) -> int:
         specs = [s for s in (bench.tried_plan() if args.tried else plan(sizes)) if not args.only or s.name in args.only]
         # tried arms are one-knob variants of the seed-0 plan arms: seed 0 only
         runs = [(0, specs)] if args.tried else seed_runs(specs, bench.seeds(mode), bench.seeded())
+        if args.seeds is not None:
+            unknown = sorted(set(args.seeds) - {seed for seed, _ in runs})
+            if unknown:
+                ap.error(f"--seeds {unknown}: not among the seeds this run has ({', '.join(str(x) for x, _ in runs)})")
+            runs = [(seed, seed_specs) for seed, seed_specs in runs if seed in args.seeds]
         deadline = time.time() + 3600 * args.hours if args.hours else None
         t0 = time.time()
         status: dict[tuple[str, int], str] = {}

@@ -196,10 +196,8 @@ def test_runner_at_a_seed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     assert c0.model_dump(exclude={"seed", "train", "run_dir"}) == c1.model_dump(exclude={"seed", "train", "run_dir"})
 
 
-def test_main_runs_each_seed_once_and_resumes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    settings = yaml.safe_load((BENCH.here / "tao_table.yaml").read_text())
-    settings["modes"]["quick"]["seeds"] = [0, 3]
-    (tmp_path / "tao_table.yaml").write_text(yaml.safe_dump(settings))
+def _fake_runner(monkeypatch: pytest.MonkeyPatch) -> tuple[list[tuple[str, int]], dict[int, int | None]]:
+    """table.main with a Runner that only records ``(arm, seed)`` runs and each seed's pool K; no diagnose/render."""
     ran: list[tuple[str, int]] = []
     pools: dict[int, int | None] = {}
 
@@ -215,6 +213,14 @@ def test_main_runs_each_seed_once_and_resumes(tmp_path: Path, monkeypatch: pytes
     monkeypatch.setattr(table, "Runner", FakeRunner)
     monkeypatch.setattr(table, "diagnose", lambda bench, mode: None)
     monkeypatch.setattr(table, "render", lambda bench, modes: None)
+    return ran, pools
+
+
+def test_main_runs_each_seed_once_and_resumes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = yaml.safe_load((BENCH.here / "tao_table.yaml").read_text())
+    settings["modes"]["quick"]["seeds"] = [0, 3]
+    (tmp_path / "tao_table.yaml").write_text(yaml.safe_dump(settings))
+    ran, pools = _fake_runner(monkeypatch)
     assert table.main(["--quick"], here=tmp_path) == 0
     n_plan = len(plan(table.Bench(tmp_path).sizes("quick")))
     again = {(n, s) for n, s in ran if s == 3}
@@ -228,6 +234,20 @@ def test_main_runs_each_seed_once_and_resumes(tmp_path: Path, monkeypatch: pytes
     ran.clear()
     assert table.main(["--quick"], here=tmp_path) == 0
     assert ran == [("docqa-oracle", 3)]  # only the missing (arm, seed) reruns
+
+
+def test_main_seeds_flag_runs_only_those_seeds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    settings = yaml.safe_load((BENCH.here / "tao_table.yaml").read_text())
+    settings["modes"]["quick"]["seeds"] = [0, 1, 2]
+    (tmp_path / "tao_table.yaml").write_text(yaml.safe_dump(settings))
+    ran, _ = _fake_runner(monkeypatch)
+    assert table.main(["--quick", "--only", "sql-tao", "--seeds", "2"], here=tmp_path) == 0
+    assert ran == [("sql-tao", 2)]  # neither seed 0 nor seed 1
+    with pytest.raises(SystemExit):
+        table.main(["--quick", "--seeds", "5"], here=tmp_path)
+    assert "--seeds [5]: not among the seeds" in capsys.readouterr().err
+    assert ran == [("sql-tao", 2)]
 
 
 def test_main_refuses_bad_seeds(tmp_path: Path) -> None:
