@@ -188,10 +188,8 @@ def render(bench: Bench, modes: list[str]) -> None:
         if mode == "full" and (tried := ResultDir(bench.results, "tried").all()):
             parts.append(report.render_tried(tried, results))
         if mode == "full" and (old := ResultDir(bench.results / "n64", "tried").all()):
-            old_plan = {name: runs[0] for name, runs in ResultDir(bench.results / "n64", "full").by_seed().items()
-                        if 0 in runs}
-            parts.append(report.render_tried(old, old_plan, title="Tried earlier, on the 64-prompt run (results/n64/)",
-                                             intro=N64_TRIED))
+            parts.append(report.render_tried(old, ResultDir(bench.results / "n64", "full").all(),
+                                             title="Tried earlier, on the 64-prompt run (results/n64/)", intro=N64_TRIED))
         if diag:
             parts.append(report.render_diagnostics(diag, mode))
         mode_sizes = bench.settings()["modes"][mode]
