@@ -115,6 +115,9 @@ class TrainConfig(_Strict):
     balance_classes: bool = Field(False, description="rft: cap the kept examples' categorical answer shares "
                                                      "(yes/no) at the candidates' own shares + class_slack")
     class_slack: float = Field(0.1, ge=0, le=1)
+    class_target: Literal["candidates", "uniform"] = Field(
+        "candidates", description="balance_classes: cap each class at the candidates' own share (+ slack) or at "
+                                  "1 / n_classes (+ slack), a label-free uniform prior")
     learning_rate: float = 2e-4
     epochs: float = 2.0
     max_steps: int = -1

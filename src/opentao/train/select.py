@@ -10,6 +10,9 @@
   docqa, never a span or a query). The kept examples' class shares are capped at the candidates' own share of that
   class plus ``train.class_slack``: examples of an over-represented class are dropped (lowest reward first, then
   longest) until every class fits. Examples whose answer is not a class are kept and not counted.
+  ``train.class_target: uniform`` caps every class at ``1 / n_classes + class_slack`` instead: a label-free prior
+  that the classes are equally likely, for when the candidates' own shares are the model's bias (the base answers
+  *no* to nearly every docqa yes/no question, and a cap at its own share passes that bias on).
 """
 
 from __future__ import annotations
@@ -56,10 +59,14 @@ def categorical_classes(candidates: list[Candidate]) -> dict[str, float]:
     return {k: n / total for k, n in counts.items()} if total else {}
 
 
-def balance_classes(examples: list[TrainExample], candidates: list[Candidate], slack: float
-                    ) -> tuple[list[TrainExample], dict]:
-    """Drop examples of over-represented classes (module doc); returns ``(kept, stats)``."""
+def balance_classes(examples: list[TrainExample], candidates: list[Candidate], slack: float,
+                    target: str = "candidates") -> tuple[list[TrainExample], dict]:
+    """Drop examples of over-represented classes (module doc); returns ``(kept, stats)``. ``target`` is
+    ``"candidates"`` (cap at the candidates' share + slack) or ``"uniform"`` (at ``1 / n_classes`` + slack)."""
+    if target not in ("candidates", "uniform"):
+        raise ValueError(f"class target must be 'candidates' or 'uniform', got {target!r}")
     shares = categorical_classes(candidates)
+    caps = {k: 1 / len(shares) for k in shares} if target == "uniform" else shares
     by_id = {c.candidate_id: c for c in candidates}
     cls = {i: k for i, e in enumerate(examples)
            if (c := by_id.get(e.chosen_id)) is not None and (k := _key(c)) in shares}
@@ -71,14 +78,14 @@ def balance_classes(examples: list[TrainExample], candidates: list[Candidate], s
     n = {k: len(v) for k, v in members.items()}
     total = sum(n.values())
     while True:  # shrink until every class fits its cap at the new total (terminates: total only decreases)
-        capped = {k: min(len(members[k]), math.floor((shares[k] + slack) * total)) for k in members}
+        capped = {k: min(len(members[k]), math.floor((caps[k] + slack) * total + 1e-9)) for k in members}
         if sum(capped.values()) == total:
             break
         total = sum(capped.values())
         n = capped
     keep = {i for k, idx in members.items() for i in idx[: n[k]]}
     kept = [e for i, e in enumerate(examples) if i not in cls or i in keep]
-    stats = {"candidate_class_shares": shares,
+    stats = {"candidate_class_shares": shares, "target": target,
              "kept_class_counts_before": {k: len(v) for k, v in members.items()},
              "kept_class_counts_after": {k: n[k] for k in members}, "dropped": len(examples) - len(kept)}
     return kept, stats

@@ -49,7 +49,7 @@ def examples_for_round(store: RunStore, cfg: TrainConfig, round_: int,
         max_per_prompt=cfg.max_per_prompt, round_=round_, scale_rewards=cfg.grpo.scale_rewards,
     )
     if cfg.balance_classes and cfg.method == "rft":  # dpo pairs and grpo groups are not single answers
-        examples, selection["balance"] = balance_classes(examples, candidates, cfg.class_slack)
+        examples, selection["balance"] = balance_classes(examples, candidates, cfg.class_slack, cfg.class_target)
     if selection:
         store.write_summary(f"select-r{round_}", {**selection, "examples": len(examples)})
     if not examples:

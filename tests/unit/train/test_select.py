@@ -52,6 +52,27 @@ def test_balance_caps_the_kept_share_near_the_candidates():
     assert [e.chosen for e in same] == ["yes", "no", "span 0"] and st["dropped"] == 1
 
 
+def test_uniform_target_caps_at_one_over_the_classes_not_the_candidates_bias():
+    # candidates: 80% no over 10 prompts; kept: 2 yes, 6 no
+    pool = []
+    for i in range(10):
+        pool += group(f"q{i}", ["no", "no", "no", "no", "yes"])
+    ex = [TrainExample(f"q{i}", "rft", [], "yes", chosen_id=f"q{i}#4", chosen_score=1.0) for i in (0, 1)]
+    ex += [TrainExample(f"q{i}", "rft", [], "no", chosen_id=f"q{i}#0", chosen_score=1.0 - i / 100) for i in range(2, 8)]
+    own, st = balance_classes(ex, pool, slack=0.1)  # no at 75% < 80% + 10%: the bias passes
+    assert len(own) == 8 and st["dropped"] == 0 and st["target"] == "candidates"
+    uni, st = balance_classes(ex, pool, slack=0.0, target="uniform")  # 50/50: 2 yes, 2 no (the best-scored)
+    assert [e.chosen_id for e in uni] == ["q0#4", "q1#4", "q2#0", "q3#0"] and st["kept_class_counts_after"] == \
+        {"yes": 2, "no": 2}
+    slack, _ = balance_classes(ex, pool, slack=0.1, target="uniform")  # no ≤ 60%: 3 no with the 2 yes
+    assert [e.chosen for e in slack].count("no") == 3
+    with pytest.raises(ValueError, match="uniform"):
+        balance_classes(ex, pool, slack=0.1, target="gold")
+    assert load_config(None, ["train.class_target=uniform"]).train.class_target == "uniform"
+    with pytest.raises(TaoError):
+        load_config(None, ["train.class_target=gold"])
+
+
 def test_band_and_balance_through_the_train_stage(tmp_path):
     from opentao.train.stage import examples_for_round
 
