@@ -92,7 +92,8 @@ def test_file(task: str) -> str:
 def diagnose(bench: Bench, mode: str) -> Path:
     """Answer-level diagnostics (:mod:`opentao.bench.diagnose`) of every finished arm of ``mode`` (and, for the full
     mode, of the ``--tried`` arms) from their eval answers in ``runs/`` → the committed
-    ``results/diagnostics-<mode>.json``. An arm whose answers are not here keeps its previous entry; docqa's
+    ``results/diagnostics-<mode>.json``. An arm whose answers are not here keeps its previous entry; an entry whose
+    arm has no result file any more (a variant removed from ``tried.yaml``, a deleted arm) is dropped; docqa's
     balanced yes/no accuracy needs only the per-example correctness in the arm's JSON, so every arm gets it; a docqa
     arm with results at several seeds also gets ``yesno_balanced_vs_base_pooled``, the pooled (seed × example)
     stratified bootstrap over its seeds (:func:`~opentao.bench.stats.pooled_paired_bootstrap_balanced`)."""
@@ -106,6 +107,7 @@ def diagnose(bench: Bench, mode: str) -> Path:
     arms = {f"{mode}-{n}": d for n, d in ResultDir(bench.results, mode).all().items()}
     if mode == "full":
         arms.update({f"tried-{n}": d for n, d in ResultDir(bench.results, "tried").all().items()})
+    out = {k: v for k, v in out.items() if k in arms}
     gold: dict[str, dict[str, dict]] = {}
 
     def gold_of(task: str) -> dict[str, dict]:

@@ -317,7 +317,7 @@ def test_diagnose_uses_per_example_correctness_without_cached_answers(tmp_path: 
     entry = out["full-docqa-base"]["docqa"]
     assert entry["yesno_balanced_accuracy"] == 0.5 and entry["yesno_recall"] == {"yes": 0.0, "no": 1.0}
     assert entry["yesno_yes_share"] == 0.0  # the earlier entry's answer-level fields are kept
-    assert out["full-gone"] == {"docqa": {"kept": 1}}  # an arm with no result here keeps its entry
+    assert "full-gone" not in out  # an entry whose arm has no result file is dropped
     assert "yesno_balanced_vs_base" not in entry  # the base is not compared with itself
     ResultDir(tmp_path / "results", "full").save("docqa-tao", {"tasks": ["docqa"], "evals": {"docqa": {
         "model": "tao", "accuracy": 2 / 3, "per_example": {"ids": ["c", "a", "b"], "correct": [False, True, True]}}}})
