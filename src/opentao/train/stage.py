@@ -62,6 +62,20 @@ def examples_for_round(store: RunStore, cfg: TrainConfig, round_: int,
     return examples
 
 
+def release_memory() -> None:
+    """Hand the trainer's freed memory back to the OS: collect its garbage, and on glibc trim the malloc arenas that
+    hold the freed activations (otherwise they stay in this process's RSS, and a vLLM engine started next finds its
+    memory node short)."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
+
+
 def run_train(store: RunStore, cfg: TrainConfig, base_model: str, *, round_: int = 0, dtype: str = "auto",
               device: str = "auto", band: tuple[float, float] | None = None) -> dict:
     out = store.model_dir(round_)
@@ -77,6 +91,7 @@ def run_train(store: RunStore, cfg: TrainConfig, base_model: str, *, round_: int
         examples = examples_for_round(store, cfg, round_, band=band)
     stats = train_model(base_model, examples, cfg, work_dir=store.root / "train" / f"round-{round_}",
                         out_dir=out, dtype=dtype, device=device)
+    release_memory()  # the next stage (an eval engine) starts in this process's shadow
     stats.update(base_model=base_model, model=str(out), method=cfg.method)
     if distributed.is_main_process():
         store.write_summary(f"train-r{round_}", stats)

@@ -87,3 +87,51 @@ def test_request_seeds_are_stable_and_differ_by_place():
     assert request_seed(43, 0) != seeds[0]
     assert all(0 <= s < 2**31 for s in seeds)
     assert request_seed(0, 3) == 958805511  # stable across processes and Python versions (no hash())
+
+
+def _fake_vllm_memory(monkeypatch, total_gib: float, available_gib: float, node: int = 0, nodes=(0, 1)):
+    """vLLM's CPU memory helpers, faked (the test needs neither vLLM nor a NUMA machine)."""
+    import sys
+    import types
+
+    from opentao.generate import vllm as vllm_backend
+
+    gib = 2**30
+    mod = types.ModuleType("vllm.utils.cpu_resource_utils")
+    mod.get_visible_memory_node = lambda: list(nodes)
+    mod.get_allowed_cpu_list = lambda: [types.SimpleNamespace(numa_node=node)]
+    asked: list[int] = []
+
+    def info(n):
+        asked.append(n)
+        return types.SimpleNamespace(total_memory=int(total_gib * gib), available_memory=int(available_gib * gib))
+
+    mod.get_memory_node_info = info
+    for name, m in (("vllm", types.ModuleType("vllm")), ("vllm.utils", types.ModuleType("vllm.utils")),
+                    ("vllm.utils.cpu_resource_utils", mod)):
+        monkeypatch.setitem(sys.modules, name, m)
+    return vllm_backend, asked
+
+
+def test_cpu_memory_share_keeps_the_default_when_the_node_has_room(monkeypatch):
+    vllm_backend, asked = _fake_vllm_memory(monkeypatch, total_gib=16, available_gib=14, node=1)
+    assert vllm_backend.cpu_memory_share(0.3) == 0.3
+    assert asked == [1]  # the node of the first allowed CPU, as vLLM's worker binds
+
+
+def test_cpu_memory_share_shrinks_to_what_the_node_has(monkeypatch):
+    # the demo's failure: 4.8 of 16.09 GiB available, and 0.3 asks 4.83 GiB
+    vllm_backend, _ = _fake_vllm_memory(monkeypatch, total_gib=16.09, available_gib=4.8)
+    share = vllm_backend.cpu_memory_share(0.3)
+    assert 0 < share < 0.3 and share * 16.09 == pytest.approx(0.8 * 4.8)
+
+
+def test_cpu_memory_share_refuses_clearly_when_nothing_fits(monkeypatch):
+    vllm_backend, _ = _fake_vllm_memory(monkeypatch, total_gib=16, available_gib=1.0)
+    with pytest.raises(TaoError, match=r"1\.0 of 16\.0 GiB are available.*generate\.engine: hf"):
+        vllm_backend.cpu_memory_share(0.3)
+
+
+def test_cpu_memory_share_falls_back_to_the_default_without_numa_information(monkeypatch):
+    vllm_backend, _ = _fake_vllm_memory(monkeypatch, total_gib=16, available_gib=1.0, node=3, nodes=())
+    assert vllm_backend.cpu_memory_share(0.3) == 0.3  # nodes[0] of an empty list: vLLM's own check decides
