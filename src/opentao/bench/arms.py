@@ -282,11 +282,12 @@ class Runner:
         return {"train": tr, "selection": {**self.selection(task, store, 1), "k": k, "rounds": 1},
                 "evals": {task: self.eval(task, store, cfg, tr["model"], name, 1)}}
 
-    def next_round(self, task: str, name: str, k: int, rounds: int) -> dict:
-        """Round ``rounds`` in the TAO arm's run directory: it samples from and trains round ``rounds - 1``'s model."""
+    def next_round(self, task: str, name: str, k: int, rounds: int, arm: str | None = None, **diff: Any) -> dict:
+        """Round ``rounds`` in the run directory of ``arm`` (default the TAO arm, ``<task>-tao``): it samples from
+        and trains round ``rounds - 1``'s model."""
         from opentao.pipeline import open_run, stage_generate
 
-        cfg = self.config(task, self.arm_dir(task, f"{task}-tao"), k=k, rounds=rounds)
+        cfg = self.config(task, self.arm_dir(task, arm or f"{task}-tao"), k=k, rounds=rounds, **diff)
         store = RunStore(cfg.run_dir)
         if not (store.model_dir(rounds - 1) / "config.json").is_file():
             raise TaoError(f"round {rounds} needs round {rounds - 1}'s model in {cfg.run_dir}: run that arm first")
@@ -323,7 +324,8 @@ class Runner:
     def run_tried(self, spec: ArmSpec) -> dict:
         """A round-1 plan arm (``from``: sft | tao | oracle) with ``k``/``steps``/``lr``/``threshold``/``method``/
         ``n_train``/``scorers``/``set`` (dotted config keys) changed; at the plan's ``n_train`` it reads the plan's
-        sample pool."""
+        sample pool. ``rounds: R`` (≥ 2, ``from: tao``) with ``after: <variant>`` is round R of that tried TAO variant
+        instead: it runs in the variant's run directory, from its round R-1 model, with the same changes."""
         task, p = spec.tasks[0], spec.params
         diff: dict[str, Any] = {}
         if "lr" in p:
@@ -336,11 +338,16 @@ class Runner:
             diff["score.scorers"] = p["scorers"]
         diff.update(p.get("set", {}))  # any dotted run-config keys
         name = f"try-{spec.name}"
-        if p["from"] == "sft":
-            return self.sft(task, name, p.get("n_train"), p.get("steps"), **diff)
         k = p.get("k", self.s.k)
-        res = self.tao(task, name, k, oracle=p["from"] == "oracle", n_train=p.get("n_train"), steps=p.get("steps"),
-                       **diff)
+        if (rounds := int(p.get("rounds", 1))) > 1:
+            if p["from"] != "tao" or not p.get("after"):
+                raise TaoError(f"tried arm {spec.name}: rounds > 1 needs from: tao and after: <the round-1 variant>")
+            res = self.next_round(task, name, k, rounds, arm=f"try-{task}-{p['after']}", **diff)
+        elif p["from"] == "sft":
+            return self.sft(task, name, p.get("n_train"), p.get("steps"), **diff)
+        else:
+            res = self.tao(task, name, k, oracle=p["from"] == "oracle", n_train=p.get("n_train"),
+                           steps=p.get("steps"), **diff)
         if p["from"] == "oracle":  # the oracle's gold reward keeps only correct candidates
             threshold = 1.0
         else:

@@ -133,15 +133,23 @@ def render_mode(results: dict[str, dict], mode: str, plot_prefix: str,
     lines += render_seeds(results, by_seed or {})
     scal = {t: scaling_points(results, t) for t in measured(results)}
     if any(len(v) > 1 for v in scal.values()):
-        lines += ["", "### Compute scaling: held-out accuracy (%) per TAO setting", ""]
-        lines.append("| task | K | rounds | accuracy | Δ vs base (95% CI) |")
-        lines.append("|---|---|---|---|---|")
+        lines += ["", "### Compute scaling: held-out accuracy (%) per TAO setting", "",
+                  "*Mean reward* is the round's label-free reward over its candidates; *kept* the training examples "
+                  "it selected and, read from the gold afterwards, the share of them that are correct (the "
+                  "selection's precision).", ""]
+        lines.append("| task | K | rounds | accuracy | Δ vs base (95% CI) | mean reward | kept (gold-correct) |")
+        lines.append("|---|---|---|---|---|---|---|")
         for task, pts in scal.items():
             for p in pts:
                 ev = results[p["name"]]["evals"][task]
                 d = vs_base(results, task, ev)
                 ci = f"{100 * d['delta']:+.1f} [{100 * d['ci95'][0]:+.1f}, {100 * d['ci95'][1]:+.1f}]" if d else "—"
-                lines.append(f"| {task} | {p['k']} | {p['rounds']} | {_pct(p['accuracy'])} | {ci} |")
+                sel = results[p["name"]].get("selection") or {}
+                reward = f"{sel['mean_reward']:.2f}" if sel.get("mean_reward") is not None else "—"
+                share = sel.get("gold_correct_share_of_chosen")
+                kept = f"{sel.get('examples', '—')}" + (f" ({100 * share:.0f}%)" if share is not None else "")
+                lines.append(f"| {task} | {p['k']} | {p['rounds']} | {_pct(p['accuracy'])} | {ci} | {reward} | "
+                             f"{kept} |")
     lines += ["", "### Targets (computed from the JSON files above)", ""]
     if any(metric_name(t, diag) != "accuracy" for t in measured(results)):
         lines += ["docqa's targets use its balanced yes/no accuracy (mean recall of the two classes: 50 for any "
@@ -253,8 +261,9 @@ def render_tried(tried: dict[str, dict], results: dict[str, dict],
     """The ``--tried`` arms: each against the base and against its plan arm (``params.vs``, else ``.from``) of
     ``results`` (the same run's plan arms); ``intro`` is a paragraph put before the table."""
     lines = [f"### {title}", ""] + ([intro, ""] if intro else []) + [
-             "Each row is one plan arm (round 1; *its arm*, named in the row) with the named knob changed — same "
-             "prompts and seed — so *Δ vs its arm* is that knob's effect on one seed.", "",
+             "Each row is one plan arm (round 1 unless the row names a later round; *its arm*, named in the row) "
+             "with the named knob changed — same prompts and seed — so *Δ vs its arm* is that knob's effect on one "
+             "seed.", "",
              "| task | tried | what changed | kept examples (gold-correct) | steps | accuracy | Δ vs base (95% CI) "
              "| its arm | Δ vs its arm (95% CI) |", "|---|---|---|---|---|---|---|---|---|"]
     differs = False

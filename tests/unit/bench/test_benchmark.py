@@ -139,6 +139,20 @@ def test_plan_names_are_unique_and_complete() -> None:
     tried = BENCH.tried_plan()
     assert len({s.name for s in tried}) == len(tried) and not {s.name for s in tried} & set(full)
     assert all(s.arm == "tried" and s.params["from"] in ("sft", "tao", "oracle") and s.params["why"] for s in tried)
+    seen: set[str] = set()
+    for s in tried:  # a later round continues a round-1 tried TAO variant of its task listed before it
+        if s.params.get("rounds", 1) > 1:
+            assert s.params["from"] == "tao" and f"{s.tasks[0]}-{s.params['after']}" in seen, s.name
+        seen.add(s.name)
+
+
+def test_a_later_tried_round_names_the_variant_it_continues(tmp_path) -> None:
+    from opentao.bench.arms import Runner
+
+    runner = Runner(BENCH.sizes("full"), tmp_path)
+    for params in ({"from": "tao", "rounds": 2, "why": "w"}, {"from": "sft", "rounds": 2, "after": "x", "why": "w"}):
+        with pytest.raises(TaoError, match="rounds > 1 needs from: tao and after"):
+            runner.run_tried(ArmSpec("docqa-tao-r2-x", "tried", ("docqa",), params))
 
 
 def test_tried_needs_full_sizes() -> None:
@@ -196,8 +210,9 @@ def test_targets_from_results() -> None:
 def test_render_and_plots(tmp_path: Path) -> None:
     res = fake_results()
     res["instruct-oracle"]["train"] = {"skipped": "no training examples"}
-    res["sql-tao"]["selection"] = {"examples": 7, "gold_correct_share_of_chosen": 0.5}
+    res["sql-tao"]["selection"] = {"examples": 7, "gold_correct_share_of_chosen": 0.5, "mean_reward": 0.25}
     md = report.render_mode(res, "quick", "results/quick")
+    assert "| 0.25 | 7 (50%) |" in md  # the scaling table: the round's reward and its selection's precision
     assert "| instruct | 20 | 10.0 | 10.0 (+0.0 [+0.0, +0.0]) | 15.0 (+5.0 [" in md
     assert "15.0 † (+5.0" in md and "* sql: TAO (no labels) 7 (50% gold-correct)" in md
     assert "| sql | 20 | 20.0 | 30.0 (+10.0 [" in md
