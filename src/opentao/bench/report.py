@@ -146,10 +146,8 @@ def render_mode(results: dict[str, dict], mode: str, plot_prefix: str,
                 ci = f"{100 * d['delta']:+.1f} [{100 * d['ci95'][0]:+.1f}, {100 * d['ci95'][1]:+.1f}]" if d else "—"
                 sel = results[p["name"]].get("selection") or {}
                 reward = f"{sel['mean_reward']:.2f}" if sel.get("mean_reward") is not None else "—"
-                share = sel.get("gold_correct_share_of_chosen")
-                kept = f"{sel.get('examples', '—')}" + (f" ({100 * share:.0f}%)" if share is not None else "")
                 lines.append(f"| {task} | {p['k']} | {p['rounds']} | {_pct(p['accuracy'])} | {ci} | {reward} | "
-                             f"{kept} |")
+                             f"{_kept(sel)} |")
     lines += ["", "### Targets (computed from the JSON files above)", ""]
     if any(metric_name(t, diag) != "accuracy" for t in measured(results)):
         lines += ["docqa's targets use its balanced yes/no accuracy (mean recall of the two classes: 50 for any "
@@ -233,6 +231,12 @@ def plot_scaling(results: dict[str, dict], path: Path, title: str) -> None:
     plt.close(fig)
 
 
+def _kept(sel: dict) -> str:
+    """An arm's kept training examples and, read from the gold afterwards, the share of them that are correct."""
+    share = sel.get("gold_correct_share_of_chosen")
+    return f"{sel.get('examples', '—')}" + (f" ({100 * share:.0f}%)" if share is not None else "")
+
+
 def _delta(a: dict | None, b: dict | None) -> str:
     """``b`` minus ``a`` in points with its paired-bootstrap 95% CI, or — when either is missing."""
     if a is None or b is None:
@@ -271,8 +275,7 @@ def render_tried(tried: dict[str, dict], results: dict[str, dict],
         task, p = data["tasks"][0], data.get("params", {})
         ev = data["evals"][task]
         sel, tr = data.get("selection") or {}, data.get("train") or {}
-        share = sel.get("gold_correct_share_of_chosen")
-        kept = f"{sel.get('examples', '—')}" + (f" ({100 * share:.0f}%)" if share is not None else "")
+        kept = _kept(sel)
         if sel.get("chosen_yes_share") is not None:
             kept += f"; {100 * sel['chosen_yes_share']:.0f}% of its {sel['chosen_yesno']} yes/no say *yes*"
         arm = p.get("vs", p.get("from", "tao"))

