@@ -15,6 +15,11 @@ key) that share the candidate's key, and 0.0 for candidates without a key. If no
 votes there is no consensus and the scorer abstains for the whole group (all None); with
 ``require_plurality=True`` it also abstains when the top count is tied (no strict plurality).
 
+``no_consensus="zero"`` scores such a group 0.0 instead of abstaining. An abstention leaves the reward to the
+other scorers (the combined reward is the mean over the scorers that did not abstain), so with ``sql_exec`` beside
+the vote any query that merely runs passes a threshold of 1.0 when no two samples agree; ``"zero"`` makes
+agreement a requirement (benchmarks/results/selection-rules-sql.json measures both).
+
 :func:`soft_vote` (``type: soft_vote``) is ``graded=True, require_plurality=True``: the candidate's answer's vote
 share (EMPO, Zhang et al. 2025: the share of its semantic cluster), abstaining when no answer leads.
 """
@@ -30,6 +35,7 @@ from opentao.text import normalize_answer, plurality, tally
 __all__ = ["MajorityVoteScorer", "soft_vote"]
 
 _MODES = ("answer", "sql_result")
+_NO_CONSENSUS = ("abstain", "zero")
 
 
 class MajorityVoteScorer:
@@ -46,11 +52,16 @@ class MajorityVoteScorer:
         max_rows: int = 1000,
         degenerate: bool = True,
         require_plurality: bool = False,
+        no_consensus: str = "abstain",
     ) -> None:
         if mode not in _MODES:
             raise TaoError(f"majority_vote: unknown mode {mode!r}; use one of {', '.join(_MODES)}")
         if isinstance(min_votes, bool) or not isinstance(min_votes, int) or min_votes < 1:
             raise TaoError(f"majority_vote: min_votes must be an integer >= 1, got {min_votes!r}")
+        if no_consensus not in _NO_CONSENSUS:
+            raise TaoError(f"majority_vote: no_consensus must be one of {', '.join(_NO_CONSENSUS)}, "
+                           f"got {no_consensus!r}")
+        self.no_consensus = no_consensus
         self.mode = mode
         self.name = name
         self.min_votes = min_votes
@@ -81,18 +92,17 @@ class MajorityVoteScorer:
             self.executor.reset_cache()
         keys = [self.key(c) for c in candidates]
         counts = tally(keys)
-        if not counts or max(counts.values()) < self.min_votes:
-            return [None] * len(candidates)
         winners = plurality(counts)
-        if self.require_plurality and len(winners) > 1:
-            return [None] * len(candidates)
+        if not counts or max(counts.values()) < self.min_votes or (self.require_plurality and len(winners) > 1):
+            return [0.0 if self.no_consensus == "zero" else None] * len(candidates)
         if self.graded:
             voters = sum(counts.values())
             return [counts[k] / voters if k is not None else 0.0 for k in keys]
         return [1.0 if k in winners else 0.0 for k in keys]
 
     def __repr__(self) -> str:
-        return f"MajorityVoteScorer(mode={self.mode!r}, name={self.name!r}, min_votes={self.min_votes})"
+        return (f"MajorityVoteScorer(mode={self.mode!r}, name={self.name!r}, min_votes={self.min_votes}, "
+                f"no_consensus={self.no_consensus!r})")
 
 
 def soft_vote(mode: str = "answer", db: str | None = None, name: str = "soft_vote", min_votes: int = 2,

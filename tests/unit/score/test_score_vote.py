@@ -106,3 +106,27 @@ def test_constructor_errors(tmp_path):
         MajorityVoteScorer(mode="sql_result", db=str(tmp_path / "missing.sqlite"))
     with pytest.raises(TaoError, match="min_votes"):
         MajorityVoteScorer(min_votes=0)
+
+
+def test_no_consensus_zero_scores_the_group_instead_of_abstaining():
+    zero = MajorityVoteScorer(no_consensus="zero")
+    assert zero.score_group(PROMPT, cands(["a", "b", "c", ""])) == [0.0] * 4
+    assert zero.score_group(PROMPT, cands(["a", "a", "b"])) == [1.0, 1.0, 0.0]  # a consensus scores as before
+    strict = MajorityVoteScorer(no_consensus="zero", require_plurality=True)
+    assert strict.score_group(PROMPT, cands(["a", "a", "b", "b"])) == [0.0] * 4
+    with pytest.raises(TaoError, match="no_consensus"):
+        MajorityVoteScorer(no_consensus="skip")
+
+
+def test_no_consensus_zero_keeps_a_lone_valid_query_below_the_threshold(db):
+    """With sql_exec beside the vote, an abstaining vote lets a query that merely runs reach 1.0; a zero does not."""
+    from opentao.score.combine import combine
+    from opentao.score.sql import SqlExecScorer
+
+    group = cands(["SELECT name FROM customer WHERE country = 'France'", "SELECT 1 FROM nope"])
+    exec_scores = SqlExecScorer(str(db)).score_group(PROMPT, group)
+    assert exec_scores[0] == 1.0 and exec_scores[1] == 0.0
+    for mode, best in (("abstain", 1.0), ("zero", 0.5)):
+        vote = MajorityVoteScorer(mode="sql_result", db=str(db), no_consensus=mode).score_group(PROMPT, group)
+        combined = combine({"sql_exec": exec_scores, "majority_vote": vote}, {})
+        assert combined[0] == pytest.approx(best)
