@@ -14,7 +14,8 @@ The rules, all on the shipped reward ``sql_exec + majority_vote(sql_result)`` at
 
 * ``shipped``: min_votes 2; a group whose vote abstains (no result set reached 2 votes) is scored by
   ``sql_exec`` alone, so any valid query passes the threshold;
-* ``vote-required``: a candidate must be in the plurality (an abstaining vote keeps nothing);
+* ``vote-required`` (``majority_vote: {no_consensus: zero}``): a candidate must be in the plurality (a vote
+  without a consensus scores 0, so the group keeps nothing);
 * ``min-share q``: the plurality must hold at least ``max(2, ceil(q * K))`` of the K samples (abstains below,
   as ``shipped`` does);
 * ``required + min-share q``: both.
@@ -33,12 +34,13 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 
 
-def key_pool(task: str = "sql") -> tuple[list[dict], dict]:
-    """One record per candidate of the K=16 pool: prompt, slot, response, sql_exec score, vote key, gold ok."""
+def key_pool(task: str = "sql") -> tuple[list[dict], dict, dict]:
+    """One record per candidate of the K=16 pool (the candidate, its sql_exec score, its vote key, gold ok), the
+    round's prompts by id, and the run settings the selection uses."""
     from opentao.bench.arms import Runner
     from opentao.bench.table import Bench
     from opentao.data import read_table_rows
-    from opentao.records import Candidate
+    from opentao.records import Candidate, Prompt
     from opentao.score.sql import SqlExecScorer
     from opentao.score.vote import MajorityVoteScorer
     from opentao.tasks import get_task
@@ -51,61 +53,53 @@ def key_pool(task: str = "sql") -> tuple[list[dict], dict]:
     gold = {str(r["id"]): r for r in read_table_rows(f["gold"])}
     exe = SqlExecScorer(f["db"], star_score=0.5)
     vote = MajorityVoteScorer(mode="sql_result", db=f["db"])
+    vote.executor = exe  # one executor: the vote's keys reuse the results sql_exec just ran (cached per group)
     groups: dict[str, list[Candidate]] = defaultdict(list)
     for r in pool.read("candidates", 1):
         c = Candidate.from_row(r)
         groups[c.prompt_id].append(c)
     recs = []
     for pid, cands in sorted(groups.items()):
-        exec_scores = exe.score_group(None, cands)  # type: ignore[arg-type]
-        vote.executor.reset_cache()
+        exec_scores = exe.score_group(None, cands)  # type: ignore[arg-type]  (resets the cache for this group)
         for c, s in zip(cands, exec_scores):
-            recs.append({"prompt_id": pid, "slot": int(c.candidate_id.rsplit("#", 1)[1]), "id": c.candidate_id,
-                         "response": c.response, "exec": float(s), "key": vote.key(c),
-                         "ok": bool(grader.grade(gold[pid], c.response)[0])})
+            recs.append({"cand": c, "slot": int(c.candidate_id.rsplit("#", 1)[1]), "exec": float(s),
+                         "key": vote.key(c), "ok": bool(grader.grade(gold[c.prompt_id], c.response)[0])})
+    prompts = {r["prompt_id"]: Prompt.from_row(r) for r in pool.read("prompts", 1)}
     cfg = runner.config(task, bench.work / "full" / task / "pool-k16")
-    return recs, {"threshold": cfg.train.threshold, "max_per_prompt": cfg.train.max_per_prompt,
-                  "prompts": len(groups), "pool": str(pool.root.relative_to(HERE))}
+    return recs, prompts, {"threshold": cfg.train.threshold, "max_per_prompt": cfg.train.max_per_prompt,
+                           "prompts": len(groups), "pool": str(pool.root.relative_to(HERE))}
 
 
-def select(recs: list[dict], k: int, *, required: bool, min_share: float | None, threshold: float,
+def select(recs: list[dict], prompts: dict, k: int, *, required: bool, min_share: float | None, threshold: float,
            max_per_prompt: int) -> list[dict]:
-    """The rft selection on the first ``k`` slots under one vote rule (module doc)."""
+    """The rft selection (:func:`opentao.train.examples.build_examples`) on the first ``k`` slots, with the vote of
+    :class:`~opentao.score.vote.MajorityVoteScorer` at ``min_votes`` from ``min_share`` and ``no_consensus`` zero
+    when ``required`` (abstain otherwise), combined with sql_exec by :func:`opentao.score.combine.combine`."""
+    from opentao.score.combine import combine
+    from opentao.text import plurality, tally
+    from opentao.train.examples import build_examples
+
     groups: dict[str, list[dict]] = defaultdict(list)
     for r in recs:
         if r["slot"] < k:
-            groups[r["prompt_id"]].append(r)
+            groups[r["cand"].prompt_id].append(r)
     min_votes = max(2, math.ceil(min_share * k)) if min_share else 2
-    kept = []
-    for pid in sorted(groups):
-        g = groups[pid]
-        counts: dict[str, int] = defaultdict(int)
-        for r in g:
-            if r["key"] is not None:
-                counts[r["key"]] += 1
-        top = max(counts.values(), default=0)
-        abstain = top < min_votes
-        winners = {k_ for k_, n in counts.items() if n == top}
-        scored = []
-        for r in g:
-            if abstain:
-                if required:
-                    continue
-                reward = r["exec"]  # the combined mean over the scorers that did not abstain
-            else:
-                reward = (r["exec"] + (1.0 if r["key"] in winners else 0.0)) / 2
-            if r["response"].strip():
-                scored.append((reward, r))
-        scored.sort(key=lambda it: (-it[0], len(it[1]["response"]), it[1]["id"]))
-        seen: set[str] = set()
-        for reward, r in scored:
-            if reward < threshold or len(seen) >= max_per_prompt:
-                break
-            if r["response"] in seen:
-                continue
-            seen.add(r["response"])
-            kept.append({**r, "abstained": abstain})
-    return kept
+    rewards: dict[str, float | None] = {}
+    abstained: set[str] = set()
+    for pid, g in groups.items():
+        counts = tally(r["key"] for r in g)
+        if not counts or max(counts.values()) < min_votes:
+            abstained.add(pid)
+            votes: list[float | None] = [0.0 if required else None] * len(g)
+        else:
+            winners = plurality(counts)
+            votes = [1.0 if r["key"] in winners else 0.0 for r in g]
+        combined = combine({"sql_exec": [r["exec"] for r in g], "majority_vote": votes}, {})
+        rewards.update((r["cand"].candidate_id, c) for r, c in zip(g, combined))
+    by_id = {r["cand"].candidate_id: r for g in groups.values() for r in g}
+    examples = build_examples(prompts, [r["cand"] for g in groups.values() for r in g], rewards, method="rft",
+                              threshold=threshold, max_per_prompt=max_per_prompt)
+    return [{**by_id[e.chosen_id], "abstained": e.prompt_id in abstained} for e in examples]
 
 
 RULES = [("shipped", False, None), ("vote-required", True, None)] + \
@@ -114,16 +108,16 @@ RULES = [("shipped", False, None), ("vote-required", True, None)] + \
 
 
 def main() -> int:
-    recs, meta = key_pool("sql")
+    recs, prompts, meta = key_pool("sql")
     rows = []
     for name, required, q in RULES:
         for k in (2, 4, 8, 16):
-            kept = select(recs, k, required=required, min_share=q, threshold=meta["threshold"],
+            kept = select(recs, prompts, k, required=required, min_share=q, threshold=meta["threshold"],
                           max_per_prompt=meta["max_per_prompt"])
             rows.append({"rule": name, "required": required, "min_share": q, "k": k, "kept": len(kept),
                          "kept_correct": sum(r["ok"] for r in kept),
                          "kept_from_abstaining_groups": sum(r["abstained"] for r in kept),
-                         "prompts": len({r["prompt_id"] for r in kept})})
+                         "prompts": len({r["cand"].prompt_id for r in kept})})
     out = {"task": "sql", **meta, "candidates": len(recs),
            "gold_correct_candidates": sum(r["ok"] for r in recs), "rows": rows}
     path = HERE / "results" / "selection-rules-sql.json"
