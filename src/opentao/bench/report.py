@@ -262,8 +262,9 @@ def same_pool(tried: dict, ref: dict | None) -> bool | None:
 
 def render_tried(tried: dict[str, dict], results: dict[str, dict],
                  title: str = "What we tried for the missed targets", intro: str = "") -> str:
-    """The ``--tried`` arms: each against the base and against its plan arm (``params.vs``, else ``.from``) of
-    ``results`` (the same run's plan arms); ``intro`` is a paragraph put before the table."""
+    """The ``--tried`` arms: each against the base and against its arm (``params.vs``, else ``.from``): a plan arm
+    of ``results`` (the same run's plan arms) or, when no plan arm has that name, another tried arm of the same task
+    (a same-pool control); ``intro`` is a paragraph put before the table."""
     lines = [f"### {title}", ""] + ([intro, ""] if intro else []) + [
              "Each row is one plan arm (round 1 unless the row names a later round; *its arm*, named in the row) "
              "with the named knob changed — same prompts and seed — so *Δ vs its arm* is that knob's effect on one "
@@ -279,8 +280,9 @@ def render_tried(tried: dict[str, dict], results: dict[str, dict],
         if sel.get("chosen_yes_share") is not None:
             kept += f"; {100 * sel['chosen_yes_share']:.0f}% of its {sel['chosen_yesno']} yes/no say *yes*"
         arm = p.get("vs", p.get("from", "tao"))
-        ref = arm_eval(results, task, arm)
-        mark = " ‡" if same_pool(data, arm_data(results, task, arm)) is False else ""
+        ref_data = arm_data(results, task, arm) or tried.get(f"{task}-{arm}")
+        ref = (ref_data or {}).get("evals", {}).get(task)
+        mark = " ‡" if same_pool(data, ref_data) is False else ""
         differs = differs or bool(mark)
         lines.append(f"| {task} | `{name}` | {p.get('why', '')} | {kept} | {tr.get('steps', '—')} | "
                      f"{_pct(ev['accuracy'])} | {_delta(arm_eval(results, task, 'base'), ev)} | "

@@ -84,6 +84,23 @@ class Bench:
                 for r in rows]
 
 
+def described(tried: dict[str, dict], specs: list[ArmSpec]) -> dict[str, dict]:
+    """The tried results with the report-only keys of their ``tried.yaml`` entry (``why``, ``vs``: what the row
+    says and which arm it is compared with) taken from the file as it is now; what the arm ran (its ``params``
+    otherwise) and every number stay as its JSON recorded them."""
+    now = {s.name: s.params for s in specs}
+    out = {}
+    for name, data in tried.items():
+        p = dict(data.get("params", {}))
+        if name in now:  # an arm no longer listed keeps what its JSON says
+            for key in ("why", "vs"):
+                p.pop(key, None)
+                if key in now[name]:
+                    p[key] = now[name][key]
+        out[name] = {**data, "params": p}
+    return out
+
+
 def test_file(task: str) -> str:
     t = get_task(task)
     return t.files(t.prepare())["test"]
@@ -188,7 +205,7 @@ def render(bench: Bench, modes: list[str]) -> None:
         plan_diag = {k.removeprefix(f"{mode}-"): v for k, v in (diag or {}).items() if k.startswith(f"{mode}-")}
         parts.append(report.render_mode(results, mode, f"results/{mode}", by_seed=by_seed, diag=plan_diag))
         if mode == "full" and (tried := ResultDir(bench.results, "tried").all()):
-            parts.append(report.render_tried(tried, results))
+            parts.append(report.render_tried(described(tried, bench.tried_plan()), results))
         if mode == "full" and (old := ResultDir(bench.results / "n64", "tried").all()):
             parts.append(report.render_tried(old, ResultDir(bench.results / "n64", "full").all(),
                                              title="Tried earlier, on the 64-prompt run (results/n64/)", intro=N64_TRIED))

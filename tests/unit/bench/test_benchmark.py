@@ -277,6 +277,33 @@ def test_render_tried_compares_with_the_arm_vs_names() -> None:
     assert "| 12 (50%); 70% of its 10 yes/no say *yes* |" in row
 
 
+def test_render_tried_compares_with_a_tried_control_on_its_pool() -> None:
+    res = fake_results()  # plan sql-tao 10/20, from another pool (its candidates' gold-correct share 0.25)
+    res["sql-tao"]["selection"] = {"candidates": 80, "gold_correct_share_of_candidates": 0.25}
+    pool = {"candidates": 80, "gold_correct_share_of_candidates": 0.3}
+    control = {"tasks": ["sql"], "params": {"from": "tao", "why": "control"}, "selection": dict(pool),
+               "evals": {"sql": _eval("sql", [i < 9 for i in range(20)])}, "train": {"steps": 16}}
+    rule = {"tasks": ["sql"], "params": {"from": "tao", "vs": "tao-regen", "why": "rule"}, "selection": dict(pool),
+            "evals": {"sql": _eval("sql", [i < 12 for i in range(20)])}, "train": {"steps": 16}}
+    md = report.render_tried({"sql-tao-regen": control, "sql-tao-rule": rule}, res)
+    row = next(line for line in md.splitlines() if "`sql-tao-rule`" in line)
+    assert "| `sql-tao-regen` | +15.0 [" in row and not row.endswith("‡ |")  # 12/20 vs the control's 9/20
+    row = next(line for line in md.splitlines() if "`sql-tao-regen`" in line and "control" in line)
+    assert "| `sql-tao` | -5.0 [" in row and row.endswith(" ‡ |")  # 9/20 vs the plan arm's 10/20: another pool
+
+
+def test_tried_rows_take_why_and_vs_from_tried_yaml_now() -> None:
+    saved = {"sql-tao-x": {"params": {"from": "tao", "threshold": 1.0, "why": "old text"}},
+             "sql-tao-gone": {"params": {"from": "tao", "vs": "tao-k2", "why": "kept"}}}
+    specs = [ArmSpec("sql-tao-x", "tried", ("sql",), {"from": "tao", "threshold": 0.5, "vs": "tao-y",
+                                                      "why": "new text"})]
+    out = table.described(saved, specs)
+    # what it ran stays as recorded; what the row says and compares with is the file's
+    assert out["sql-tao-x"]["params"] == {"from": "tao", "threshold": 1.0, "why": "new text", "vs": "tao-y"}
+    assert out["sql-tao-gone"]["params"] == saved["sql-tao-gone"]["params"]
+    assert saved["sql-tao-x"]["params"]["why"] == "old text"  # not modified in place
+
+
 # ------------------------------------------------------------------------------------------ diagnostics
 
 
