@@ -76,24 +76,21 @@ def select(recs: list[dict], prompts: dict, k: int, *, required: bool, min_share
     :class:`~opentao.score.vote.MajorityVoteScorer` at ``min_votes`` from ``min_share`` and ``no_consensus`` zero
     when ``required`` (abstain otherwise), combined with sql_exec by :func:`opentao.score.combine.combine`."""
     from opentao.score.combine import combine
-    from opentao.text import plurality, tally
+    from opentao.score.vote import MajorityVoteScorer
     from opentao.train.examples import build_examples
 
     groups: dict[str, list[dict]] = defaultdict(list)
     for r in recs:
         if r["slot"] < k:
             groups[r["cand"].prompt_id].append(r)
-    min_votes = max(2, math.ceil(min_share * k)) if min_share else 2
+    vote = MajorityVoteScorer(min_votes=max(2, math.ceil(min_share * k)) if min_share else 2,
+                              no_consensus="zero" if required else "abstain")
     rewards: dict[str, float | None] = {}
     abstained: set[str] = set()
     for pid, g in groups.items():
-        counts = tally(r["key"] for r in g)
-        if not counts or max(counts.values()) < min_votes:
+        votes = vote.vote([r["key"] for r in g])
+        if 1.0 not in votes:  # no consensus: a group with one has its plurality at 1.0
             abstained.add(pid)
-            votes: list[float | None] = [0.0 if required else None] * len(g)
-        else:
-            winners = plurality(counts)
-            votes = [1.0 if r["key"] in winners else 0.0 for r in g]
         combined = combine({"sql_exec": [r["exec"] for r in g], "majority_vote": votes}, {})
         rewards.update((r["cand"].candidate_id, c) for r, c in zip(g, combined))
     by_id = {r["cand"].candidate_id: r for g in groups.values() for r in g}

@@ -280,7 +280,7 @@ def render_tried(tried: dict[str, dict], results: dict[str, dict],
         if sel.get("chosen_yes_share") is not None:
             kept += f"; {100 * sel['chosen_yes_share']:.0f}% of its {sel['chosen_yesno']} yes/no say *yes*"
         arm = p.get("vs", p.get("from", "tao"))
-        ref_data = arm_data(results, task, arm) or tried.get(f"{task}-{arm}")
+        ref_data = arm_data(results, task, arm) or arm_data(tried, task, arm)
         ref = (ref_data or {}).get("evals", {}).get(task)
         mark = " ‡" if same_pool(data, ref_data) is False else ""
         differs = differs or bool(mark)

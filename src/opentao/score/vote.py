@@ -90,11 +90,14 @@ class MajorityVoteScorer:
     def score_group(self, prompt: Prompt, candidates: list[Candidate]) -> list[float | None]:
         if self.executor is not None:
             self.executor.reset_cache()
-        keys = [self.key(c) for c in candidates]
+        return self.vote([self.key(c) for c in candidates])
+
+    def vote(self, keys: list[str | None]) -> list[float | None]:
+        """The group's scores from its candidates' keys (:meth:`key`; None = no key), in their order."""
         counts = tally(keys)
         winners = plurality(counts)
         if not counts or max(counts.values()) < self.min_votes or (self.require_plurality and len(winners) > 1):
-            return [0.0 if self.no_consensus == "zero" else None] * len(candidates)
+            return [0.0 if self.no_consensus == "zero" else None] * len(keys)
         if self.graded:
             voters = sum(counts.values())
             return [counts[k] / voters if k is not None else 0.0 for k in keys]
