@@ -9,13 +9,17 @@ from __future__ import annotations
 import math
 import re
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from opentao.data import checked_messages, read_table_rows
 from opentao.errors import TaoError
 from opentao.records import EvalResult
 from opentao.store import RunStore
+
+if TYPE_CHECKING:
+    from opentao.generate.backend import Generator
 
 
 @runtime_checkable
@@ -83,12 +87,16 @@ def evaluate_task(
     dtype: str = "auto",
     device: str = "auto",
     engine: str = "hf",
+    make_generator: Callable[[], Generator] | None = None,
 ) -> dict:
     """Greedy answers on the held-out split → accuracy (+ Wilson 95% CI), per-example correctness, mean new
     tokens, latency per request (batched) and parameter count. Cached in ``store`` when one is given.
 
     ``engine`` (``eval.engine``): ``hf`` or ``vllm`` (``auto`` as in :mod:`opentao.generate.engines`). Compare
-    models under one engine: in bf16 the two engines' kernels round differently, so greedy texts can differ."""
+    models under one engine: in bf16 the two engines' kernels round differently, so greedy texts can differ.
+    ``make_generator``: an engine for ``model`` that someone else already owns (:class:`~opentao.generate.engines.
+    SharedEngine`), used instead of building one; it must be of the ``engine`` backend, and is called only when the
+    answers are not cached."""
     from opentao.generate.engines import close_generator, split_engine
     from opentao.generate.greedy import greedy_answers
 
@@ -103,7 +111,12 @@ def evaluate_task(
     if on_ray or backend not in ("hf", "vllm"):
         raise TaoError(f"eval.engine {engine!r}: use hf, vllm or auto")
     t_load = time.perf_counter()
-    if backend == "vllm":
+    if make_generator is not None:
+        from opentao.models import resolve_model
+
+        gen = make_generator()
+        parameters = count_parameters_of(resolve_model(model))
+    elif backend == "vllm":
         from opentao.generate.vllm import VLLMGenerator
 
         gen = VLLMGenerator(model, dtype=dtype, device=device)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from opentao.errors import TaoError
@@ -104,3 +105,40 @@ def close_generator(generator: object) -> None:
     close = getattr(generator, "close", None)
     if callable(close):
         close()
+
+
+class _Borrowed:
+    """A generator lent out by :class:`SharedEngine`: it generates, and its ``close`` leaves the engine open."""
+
+    def __init__(self, generator: Generator) -> None:
+        self._generator = generator
+
+    def __getattr__(self, name: str):
+        return getattr(self._generator, name)
+
+    def close(self) -> None:  # the owner (SharedEngine.close) shuts the engine down
+        pass
+
+
+class SharedEngine:
+    """One engine lent to several stages in turn: built on first use (a stage with nothing left to do never
+    starts it), each use gets it through a factory call whose ``close`` is a no-op, and :meth:`close` shuts it down.
+
+    The pipeline uses it for the base model, which the base evaluation and round 1's sampling both run: one vLLM
+    start-up instead of two (:func:`opentao.pipeline.rounds.base_engine`)."""
+
+    def __init__(self, build: Callable[[], Generator]) -> None:
+        self._build = build
+        self._generator: Generator | None = None
+        self.builds = 0
+
+    def __call__(self) -> Generator:
+        if self._generator is None:
+            self._generator = self._build()
+            self.builds += 1
+        return _Borrowed(self._generator)  # type: ignore[return-value]
+
+    def close(self) -> None:
+        generator, self._generator = self._generator, None
+        if generator is not None:
+            close_generator(generator)

@@ -37,8 +37,10 @@ def model_for_round(store: RunStore, cfg: RunConfig, round_: int) -> str:
     return cfg.model
 
 
-def stage_generate(store: RunStore, cfg: RunConfig, round_: int) -> dict:
-    """Stage 1 on ``generate.engine``: in this process, or on Ray actors for a ``ray-*`` engine."""
+def stage_generate(store: RunStore, cfg: RunConfig, round_: int, make_generator=None) -> dict:
+    """Stage 1 on ``generate.engine``: in this process, or on Ray actors for a ``ray-*`` engine.
+    ``make_generator`` (a :class:`~opentao.generate.engines.SharedEngine` from :func:`base_engine`) replaces the
+    engine this stage would build, for a local engine."""
     from opentao.generate.engines import build_generator, local_engine, on_ray, split_engine
     from opentao.generate.stage import run_generate
 
@@ -52,10 +54,11 @@ def stage_generate(store: RunStore, cfg: RunConfig, round_: int) -> dict:
 
     backend = split_engine(cfg.generate.engine)[1]
 
-    def make_generator():
+    def build():
         return build_generator(cfg.generate, model_name, dtype=cfg.dtype, device=cfg.device, seed=cfg.seed,
                                backend=backend)
 
+    make_generator = make_generator or build
     stats = run_generate(store, round_prompts(cfg, round_), cfg.generate, make_generator, round_=round_,
                          seed=cfg.seed)
     return {**stats, "engine": backend}
@@ -95,7 +98,24 @@ def stage_train(store: RunStore, cfg: RunConfig, round_: int, *, force: bool = F
                      device=cfg.device, band=cfg.score.band)
 
 
-def stage_eval(store: RunStore, cfg: RunConfig, model: str, label: str, round_: int) -> dict | None:
+def base_engine(cfg: RunConfig):
+    """One vLLM engine on the base model for both the base evaluation and round 1's sampling, when both run vLLM in
+    this process and ``generate.vllm`` keeps its defaults (the engine the evaluation builds itself): a
+    :class:`~opentao.generate.engines.SharedEngine`, else None. The base answers are greedy, so the engine's
+    sampling seed and ``top_p`` do not touch them; the caller closes it after round 1's generate stage."""
+    from opentao.config import VllmConfig
+    from opentao.generate.engines import SharedEngine, build_generator, on_ray, split_engine
+
+    if not cfg.eval.data or on_ray(cfg.generate.engine) or cfg.generate.vllm != VllmConfig():
+        return None
+    if split_engine(cfg.eval.engine)[1] != "vllm" or split_engine(cfg.generate.engine)[1] != "vllm":
+        return None
+    return SharedEngine(lambda: build_generator(cfg.generate, cfg.model, dtype=cfg.dtype, device=cfg.device,
+                                                seed=cfg.seed, backend="vllm"))
+
+
+def stage_eval(store: RunStore, cfg: RunConfig, model: str, label: str, round_: int,
+               make_generator=None) -> dict | None:
     if not cfg.eval.data:
         return None
     from opentao.evaluate.base import evaluate_task
@@ -105,7 +125,8 @@ def stage_eval(store: RunStore, cfg: RunConfig, model: str, label: str, round_: 
     return evaluate_task(model, cfg.eval.data, evaluator, label=label, max_examples=cfg.eval.max_examples,
                          batch_size=cfg.eval.batch_size, max_new_tokens=cfg.eval.max_new_tokens,
                          stop=tuple(cfg.eval.stop), store=store,
-                         round_=round_, dtype=cfg.dtype, device=cfg.device, engine=cfg.eval.engine)
+                         round_=round_, dtype=cfg.dtype, device=cfg.device, engine=cfg.eval.engine,
+                         make_generator=make_generator)
 
 
 def stage_telemetry(store: RunStore, cfg: RunConfig, round_: int) -> dict:
@@ -176,12 +197,18 @@ def run_rounds(cfg: RunConfig, *, report=print, force: bool = False) -> dict:
     t_start = time.perf_counter()
     store = open_run(cfg, ("generate", "score", "train", "eval"))
     results: dict = {"run_dir": str(store.root), "rounds": []}
-    base = _timed(stage_eval, store, cfg, cfg.model, "base", 0)
-    if base:
-        results["base"] = base
-        report(f"base: {cfg.eval.task} accuracy {fmt_acc(base)}")
+    shared = base_engine(cfg)  # one engine start-up for the base eval and round 1's sampling
+    try:
+        base = _timed(stage_eval, store, cfg, cfg.model, "base", 0, make_generator=shared)
+        if base:
+            results["base"] = base
+            report(f"base: {cfg.eval.task} accuracy {fmt_acc(base)}")
+        g1 = _timed(stage_generate, store, cfg, 1, make_generator=shared)
+    finally:
+        if shared is not None:
+            shared.close()  # before training: the engine's reserved memory goes back
     for r in range(1, cfg.rounds + 1):
-        g = _timed(stage_generate, store, cfg, r)
+        g = g1 if r == 1 else _timed(stage_generate, store, cfg, r)
         report(f"round {r} generate: {g['candidates']} new candidates for {g['prompts']} prompts "
                f"({g['parts_skipped']} parts already done)")
         s = _timed(stage_score, store, cfg, r)
