@@ -7,6 +7,8 @@ table row counts) into one JSON file. ``docs/quickstart.md`` is rendered from th
     .venv/bin/python benchmarks/quickstart.py              # run, record, render (~6 min on 2 cores with vLLM)
     .venv/bin/python benchmarks/quickstart.py --render     # re-render the page from the committed JSON
     .venv/bin/python benchmarks/quickstart.py --set train.epochs=3 --out /tmp/q.json   # a variant, page untouched
+    .venv/bin/python benchmarks/quickstart.py --recorded runs/quickstart --wall-s 1400 --log demo.log --out q.json
+                                                           # record a finished `make demo` (timed by its caller)
 
 The tuned-vs-base difference carries a paired-bootstrap 95% CI over the held-out questions
 (:func:`opentao.evaluate.significance.paired_change`, 2,000 resamples): both models answer the same questions, so
@@ -52,15 +54,11 @@ def vllm_version() -> str | None:
 
 
 def measure(run_dir: Path, overrides: list[str] | None = None) -> dict:
-    import torch
-
-    from opentao.evaluate.significance import paired_change
-    from opentao.models import cpu_has_fast_bf16
-
+    """Run ``tao quickstart`` into a fresh ``run_dir``, timed, and :func:`collect` it."""
     if run_dir.exists():
         shutil.rmtree(run_dir)
     tao = Path(sys.executable).with_name("tao")
-    load_before = os.getloadavg()
+    load_before = os.getloadavg()[0]
     t0 = time.perf_counter()
     cmd = [str(tao), "quickstart", "--run-dir", str(run_dir), *[a for kv in overrides or [] for a in ("--set", kv)]]
     proc = subprocess.run(cmd, text=True, capture_output=True)
@@ -68,17 +66,34 @@ def measure(run_dir: Path, overrides: list[str] | None = None) -> dict:
     if proc.returncode != 0:
         sys.stderr.write(proc.stdout[-4000:] + proc.stderr[-4000:])
         raise SystemExit(f"tao quickstart failed with exit status {proc.returncode}")
-    summary = json.loads((run_dir / "summary" / "run.json").read_text())
+    command = " ".join(["tao quickstart", *[f"--set {kv}" for kv in overrides or []]])
+    return collect(run_dir, wall_s=wall, command=command, stdout=proc.stdout, load_before=load_before)
+
+
+def collect(run_dir: Path, *, wall_s: float, command: str, stdout: str = "", load_before: float | None = None) -> dict:
+    """One JSON record of a finished quickstart run: its own summary (``summary/run.json``), the wall time the
+    caller measured, and this machine (so ``--recorded`` is for a run made on this machine)."""
+    import torch
+
+    from opentao.evaluate.significance import paired_change
+    from opentao.models import cpu_has_fast_bf16
+
+    path = run_dir / "summary" / "run.json"
+    if not path.is_file():
+        raise SystemExit(f"error: {path} not found: is {run_dir} a finished quickstart run directory?")
+    summary = json.loads(path.read_text())
+    if not summary.get("rounds"):
+        raise SystemExit(f"error: {path} records no finished round")
     r1 = summary["rounds"][-1]
     return {
-        "command": " ".join(["tao quickstart", *[f"--set {kv}" for kv in overrides or []]]),
+        "command": command,
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count(), "cpu": cpu_model(), "python": platform.python_version(),
                     "torch": torch.__version__, "avx512_bf16": cpu_has_fast_bf16(), "vllm": vllm_version(),
-                    "load_avg_1m_before": round(load_before[0], 2),
+                    "load_avg_1m_before": None if load_before is None else round(load_before, 2),
                     "load_avg_1m_after": round(os.getloadavg()[0], 2)},
         "engines": {"generate": r1["generate"].get("engine"), "eval": summary["base"].get("engine", "hf")},
-        "wall_s": round(wall, 1),
+        "wall_s": round(wall_s, 1),
         "stage_wall_s": {"eval_base": summary["base"]["wall_s"], "generate": r1["generate"]["wall_s"],
                          "score": r1["score"]["wall_s"], "train": r1["train"]["wall_s"],
                          "eval_tuned": r1["eval"]["wall_s"]},
@@ -89,7 +104,7 @@ def measure(run_dir: Path, overrides: list[str] | None = None) -> dict:
         "score": r1["score"],
         "train": r1["train"],
         "tables": summary["tables"],
-        "stdout_tail": proc.stdout[-3000:],
+        "stdout_tail": stdout[-3000:],
     }
 
 
@@ -171,11 +186,22 @@ def main() -> None:
                     help="config override passed to tao quickstart (repeatable)")
     ap.add_argument("--out", type=Path, default=None,
                     help="write the JSON here instead of benchmarks/results/quickstart.json, and leave the page alone")
+    ap.add_argument("--recorded", type=Path, default=None, metavar="RUN_DIR",
+                    help="record a quickstart run already made on this machine (e.g. `make demo`'s) instead of "
+                         "running one; needs --wall-s and --out")
+    ap.add_argument("--wall-s", type=float, default=None, help="with --recorded: the run's measured wall time")
+    ap.add_argument("--log", type=Path, default=None, help="with --recorded: the run's console log (its tail is kept)")
     args = ap.parse_args()
+    if args.recorded and (args.wall_s is None or args.out is None or args.render or args.overrides):
+        ap.error("--recorded needs --wall-s and --out, and takes no --render or --set")
     if args.render:
         res = json.loads(RESULT.read_text())
     else:
-        res = measure(Path(args.run_dir), args.overrides)
+        if args.recorded:
+            stdout = args.log.read_text(errors="replace") if args.log else ""
+            res = collect(args.recorded, wall_s=args.wall_s, command="make demo (recorded)", stdout=stdout)
+        else:
+            res = measure(Path(args.run_dir), args.overrides)
         out = args.out or RESULT
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(res, indent=2) + "\n")
