@@ -22,8 +22,8 @@ lowered to what the NUMA node it binds to has available when that is less -- aft
 process a 16 GiB node may not have 30% free, and vLLM refuses to start: :func:`cpu_memory_share`),
 prompts are prefilled whole (chunked prefill would rewind seeded CPU generators, which torch cannot do), and on a
 machine of at most ``SMALL_CPU`` cores vLLM's workers get every core (``VLLM_CPU_NUM_OF_RESERVED_CPU=0`` unless set),
-and the model runs eagerly (``enforce_eager``: compiling it saved no decoding time and cost a minute of start-up;
-both measured in ``benchmarks/results/generation-cpu.json``).
+and the model runs eagerly (``enforce_eager``: compiling decoded ~1.3x faster but cost ~55 s more start-up, a net
+loss at the benchmark's 512 candidates; both measured in ``benchmarks/results/generation-cpu.json``).
 vLLM starts worker processes; :meth:`VLLMGenerator.close` (or garbage collection) shuts them down. A script
 that builds one must do so under ``if __name__ == "__main__":`` (vLLM spawns its workers).
 """
@@ -128,7 +128,7 @@ class VLLMGenerator:
         max_model_len = min(max_model_len, model_positions(path) or max_model_len)  # a small model's own limit
         on_gpu = device != "cpu" and torch.cuda.is_available()
         share = gpu_memory_utilization or (GPU_MEMORY_SHARE if on_gpu else cpu_memory_share())
-        if enforce_eager is None:  # on a CPU compiling buys no decoding speed and costs ~1 min of start-up
+        if enforce_eager is None:  # on a CPU compiling's faster decoding does not repay its extra start-up
             enforce_eager = not on_gpu
         if not on_gpu:
             if (os.cpu_count() or 1) <= SMALL_CPU:
