@@ -4,7 +4,7 @@ Runs the real command a newcomer runs (``tao quickstart`` in a fresh run directo
 and copies the run's own summary (per-stage seconds, base and tuned execution accuracy with Wilson 95% CIs,
 table row counts) into one JSON file. ``docs/quickstart.md`` is rendered from that JSON only.
 
-    .venv/bin/python benchmarks/quickstart.py              # run, record, render (~6 min on 2 cores with vLLM)
+    .venv/bin/python benchmarks/quickstart.py              # run, record, render (~10 min on 2 AVX-512 cores)
     .venv/bin/python benchmarks/quickstart.py --render     # re-render the page from the committed JSON
     .venv/bin/python benchmarks/quickstart.py --set train.epochs=3 --out /tmp/q.json   # a variant, page untouched
     .venv/bin/python benchmarks/quickstart.py --recorded runs/quickstart --wall-s 1400 --log demo.log --out q.json
