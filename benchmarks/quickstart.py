@@ -9,6 +9,7 @@ table row counts) into one JSON file. ``docs/quickstart.md`` is rendered from th
     .venv/bin/python benchmarks/quickstart.py --set train.epochs=3 --out /tmp/q.json   # a variant, page untouched
     .venv/bin/python benchmarks/quickstart.py --recorded runs/quickstart --wall-s 1400 --log demo.log --out q.json
                                                            # record a finished `make demo` (timed by its caller)
+    .venv/bin/python benchmarks/quickstart.py --pool q0.json q1.json q2.json --out seeds.json   # seeds pooled
 
 The tuned-vs-base difference carries a paired-bootstrap 95% CI over the held-out questions
 (:func:`opentao.evaluate.significance.paired_change`, 2,000 resamples): both models answer the same questions, so
@@ -97,8 +98,8 @@ def collect(run_dir: Path, *, wall_s: float, command: str, stdout: str = "", loa
         "stage_wall_s": {"eval_base": summary["base"]["wall_s"], "generate": r1["generate"]["wall_s"],
                          "score": r1["score"]["wall_s"], "train": r1["train"]["wall_s"],
                          "eval_tuned": r1["eval"]["wall_s"]},
-        "base": _without_per_example(summary["base"]),
-        "tuned": _without_per_example(r1["eval"]),
+        "base": summary["base"],  # per_example: ids and correctness only, the input of --pool
+        "tuned": r1["eval"],
         "vs_base": paired_change(summary["base"], r1["eval"]),
         "generate": r1["generate"],
         "score": r1["score"],
@@ -108,8 +109,33 @@ def collect(run_dir: Path, *, wall_s: float, command: str, stdout: str = "", loa
     }
 
 
-def _without_per_example(e: dict) -> dict:
-    return {k: v for k, v in e.items() if k != "per_example"}  # per-answer rows stay in the run's tables
+def pool(paths: list[Path]) -> dict:
+    """Several recorded runs (seeds) of the quickstart pooled: the mean of their paired changes with the two-level
+    bootstrap CI of :func:`opentao.bench.stats.pooled_paired_bootstrap` (seeds, then the shared held-out questions),
+    each run against its own base, on the questions every run answered."""
+    from opentao.bench.stats import pooled_paired_bootstrap
+
+    runs = []
+    for p in paths:
+        try:
+            r = json.loads(p.read_text())
+            pe = (r["base"]["per_example"], r["tuned"]["per_example"])
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise SystemExit(f"error: {p}: not a quickstart record with per-example results ({type(e).__name__}: {e})")
+        runs.append((p, r, [dict(zip(x["ids"], x["correct"])) for x in pe]))
+    first = runs[0][1]["base"]["per_example"]["ids"]
+    common = [i for i in first if all(i in b and i in t for _, _, (b, t) in runs)]
+    if not common:
+        raise SystemExit("error: the runs share no held-out question")
+    d = pooled_paired_bootstrap([[b[i] for i in common] for _, _, (b, _t) in runs],
+                                [[t[i] for i in common] for _, _, (_b, t) in runs])
+    return {"benchmark": "quickstart, pooled over runs",
+            "runs": [{"file": str(p), "command": r["command"], "machine": r["machine"]["cpu"],
+                      "avx512_bf16": r["machine"]["avx512_bf16"], "wall_s": r["wall_s"],
+                      "base": r["base"]["correct"], "tuned": r["tuned"]["correct"], "n": r["tuned"]["n"],
+                      "vs_base": {k: r["vs_base"][k] for k in ("delta", "ci95", "gained", "lost")}}
+                     for p, r, _ in runs],
+            "pooled": d}
 
 
 def pct(x: float) -> str:
@@ -191,15 +217,29 @@ def main() -> None:
                          "running one; needs --wall-s and --out")
     ap.add_argument("--wall-s", type=float, default=None, help="with --recorded: the run's measured wall time")
     ap.add_argument("--log", type=Path, default=None, help="with --recorded: the run's console log (its tail is kept)")
+    ap.add_argument("--command", default="make demo (recorded)",
+                    help="with --recorded: the command that made the run, as the record should name it")
+    ap.add_argument("--pool", type=Path, nargs="+", default=None, metavar="JSON",
+                    help="pool several records (seeds) into one paired change with a seed-and-question CI; needs --out")
     args = ap.parse_args()
     if args.recorded and (args.wall_s is None or args.out is None or args.render or args.overrides):
         ap.error("--recorded needs --wall-s and --out, and takes no --render or --set")
+    if args.pool is not None:
+        if args.out is None or args.recorded or args.render or args.overrides:
+            ap.error("--pool needs --out, and takes no --recorded, --render or --set")
+        res = pool(args.pool)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(res, indent=2) + "\n")
+        d = res["pooled"]
+        print(f"{args.out}: {d['seeds']} runs, per-run delta " + ", ".join(f"{100 * x:+.1f}" for x in d["per_seed"])
+              + f"; pooled {100 * d['delta']:+.1f} [{100 * d['ci95'][0]:+.1f}, {100 * d['ci95'][1]:+.1f}]")
+        return
     if args.render:
         res = json.loads(RESULT.read_text())
     else:
         if args.recorded:
             stdout = args.log.read_text(errors="replace") if args.log else ""
-            res = collect(args.recorded, wall_s=args.wall_s, command="make demo (recorded)", stdout=stdout)
+            res = collect(args.recorded, wall_s=args.wall_s, command=args.command, stdout=stdout)
         else:
             res = measure(Path(args.run_dir), args.overrides)
         out = args.out or RESULT

@@ -1,6 +1,7 @@
 """``benchmarks/quickstart.py``'s record of a finished run (``collect``, and ``--recorded`` for a run someone else
 timed, such as a fresh clone's ``make demo``): stage times, the paired change and table sizes come from the run's
-own summary, per-answer rows stay out, and a directory that is not a finished run is one ``error:`` line."""
+own summary, and a directory that is not a finished run is one ``error:`` line. ``--pool`` pools such records
+(seeds) into one change whose CI covers the seeds and the questions."""
 
 from __future__ import annotations
 
@@ -49,7 +50,7 @@ def test_collect_reads_the_runs_own_summary(tmp_path):
     assert res["stage_wall_s"] == {"eval_base": 7.0, "generate": 11.0, "score": 1.5, "train": 5.0, "eval_tuned": 6.0}
     assert res["vs_base"]["gained"] == 6 and res["vs_base"]["lost"] == 1
     assert res["vs_base"]["delta"] == pytest.approx(5 / 20)
-    assert "per_example" not in res["base"] and "per_example" not in res["tuned"]
+    assert res["tuned"]["per_example"]["correct"].count(True) == 7  # kept for --pool
     assert res["tables"] == {"candidates": 8, "prompts": 2} and len(res["stdout_tail"]) == 3000
     assert res["machine"]["load_avg_1m_before"] is None  # not measured by whoever made the run
 
@@ -76,3 +77,45 @@ def test_a_directory_that_is_not_a_finished_run_is_one_error_line(tmp_path):
                            "--out", str(out)], capture_output=True, text=True, cwd=tmp_path)
     assert proc.returncode == 1 and proc.stderr.startswith("error: ") and proc.stderr.count("\n") == 1
     assert not out.exists()
+
+
+def _record(tmp_path: Path, name: str, tuned: list[bool]) -> Path:
+    run = _run_dir(tmp_path / name)
+    summary = json.loads((run / "summary" / "run.json").read_text())
+    summary["rounds"][0]["eval"] = _eval(tuned, 6.0)
+    (run / "summary" / "run.json").write_text(json.dumps(summary))
+    out = tmp_path / f"{name}.json"
+    out.write_text(json.dumps(_bench().collect(run, wall_s=1.0, command=name)))
+    return out
+
+
+def test_pool_is_the_mean_of_the_runs_paired_changes(tmp_path):
+    base = [False] * 18 + [True, True]
+    a = _record(tmp_path, "s0", [True] * 6 + [False] * 12 + [True, False])   # +5/20
+    b = _record(tmp_path, "s1", [False] * 19 + [True])                        # -1/20
+    out = tmp_path / "pooled.json"
+    proc = subprocess.run([sys.executable, str(SCRIPT), "--pool", str(a), str(b), "--out", str(out)],
+                          capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    res = json.loads(out.read_text())
+    assert res["pooled"]["per_seed"] == pytest.approx([5 / 20, -1 / 20]) and res["pooled"]["seeds"] == 2
+    assert res["pooled"]["delta"] == pytest.approx(2 / 20)
+    lo, hi = res["pooled"]["ci95"]
+    assert lo <= 2 / 20 <= hi and lo < 0  # the seed that lost keeps the CI wide
+    assert [r["command"] for r in res["runs"]] == ["s0", "s1"] and sum(base) == res["runs"][0]["base"]
+    assert "2 runs, per-run delta +25.0, -5.0; pooled +10.0" in proc.stdout
+
+
+def test_pool_rejects_a_record_without_per_example_results(tmp_path):
+    a = _record(tmp_path, "s0", [True] * 20)
+    old = json.loads(a.read_text())
+    del old["tuned"]["per_example"]
+    b = tmp_path / "old.json"
+    b.write_text(json.dumps(old))
+    out = tmp_path / "pooled.json"
+    proc = subprocess.run([sys.executable, str(SCRIPT), "--pool", str(a), str(b), "--out", str(out)],
+                          capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 1 and proc.stderr.startswith(f"error: {b}") and proc.stderr.count("\n") == 1
+    assert not out.exists()
+    proc = subprocess.run([sys.executable, str(SCRIPT), "--pool", str(a)], capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 2 and "--pool needs --out" in proc.stderr
