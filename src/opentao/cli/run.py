@@ -155,7 +155,9 @@ def run(config: Annotated[Path, typer.Argument(help="YAML config")], set_: SetOp
 
 
 def quickstart(run_dir: RunDirOpt = None, set_: SetOpt = None, engine: EngineOpt = None) -> None:
-    """One TAO round on text-to-SQL over the real Chinook database with the bundled model (~6 min on 2 cores with vLLM)."""
+    """One TAO round on text-to-SQL over the real Chinook database with the bundled model.
+
+    9–10 min on 2 AVX-512 cores with vLLM, ~25 min on AVX2-only ones (docs/quickstart.md)."""
     from opentao.pipeline import fmt_acc, fmt_change, quickstart_config, run_rounds
     from opentao.store import ensure_run_dir
     from opentao.tasks import get_task
