@@ -9,7 +9,8 @@ Seeds (:mod:`opentao.bench.results`): ``results`` maps names to the seed-0 files
 result}}``, :meth:`~opentao.bench.results.ResultDir.by_seed`) adds the other seeds' files. An arm with files at
 several seeds shows, in the accuracy table and the targets, the mean over its seeds, and its difference to the
 base carries the pooled (seed × example) CI of :func:`opentao.bench.stats.pooled_paired_bootstrap`, the one base
-run paired with every seed. Arms with one seed — and the compute-scaling, cost and plot views — are seed 0's.
+run paired with every seed, and so does a compute-scaling setting (its targets' curves: :mod:`opentao.bench.targets`).
+Arms with one seed — and the cost and plot views — are seed 0's.
 """
 
 from __future__ import annotations
@@ -136,18 +137,19 @@ def render_mode(results: dict[str, dict], mode: str, plot_prefix: str,
         lines += ["", "### Compute scaling: held-out accuracy (%) per TAO setting", "",
                   "*Mean reward* is the round's label-free reward over its candidates; *kept* the training examples "
                   "it selected and, read from the gold afterwards, the share of them that are correct (the "
-                  "selection's precision).", ""]
+                  "selection's precision), both seed 0's. A setting run at several seeds shows the mean accuracy "
+                  "over them and the pooled CI, as in the first table.", ""]
         lines.append("| task | K | rounds | accuracy | Δ vs base (95% CI) | mean reward | kept (gold-correct) |")
         lines.append("|---|---|---|---|---|---|---|")
         for task, pts in scal.items():
             for p in pts:
-                ev = results[p["name"]]["evals"][task]
-                d = vs_base(results, task, ev)
+                evs = [d["evals"][task] for d in seed_runs(results, by_seed, task, p["name"].removeprefix(f"{task}-"))]
+                d = pooled_vs_base(results, task, evs)
                 ci = f"{100 * d['delta']:+.1f} [{100 * d['ci95'][0]:+.1f}, {100 * d['ci95'][1]:+.1f}]" if d else "—"
                 sel = results[p["name"]].get("selection") or {}
                 reward = f"{sel['mean_reward']:.2f}" if sel.get("mean_reward") is not None else "—"
-                lines.append(f"| {task} | {p['k']} | {p['rounds']} | {_pct(p['accuracy'])} | {ci} | {reward} | "
-                             f"{_kept(sel)} |")
+                acc = _pct(_mean([ev["accuracy"] for ev in evs])) + (f" ({len(evs)} seeds)" if len(evs) > 1 else "")
+                lines.append(f"| {task} | {p['k']} | {p['rounds']} | {acc} | {ci} | {reward} | {_kept(sel)} |")
     lines += ["", "### Targets (computed from the JSON files above)", ""]
     if any(metric_name(t, diag) != "accuracy" for t in measured(results)):
         lines += ["docqa's targets use its balanced yes/no accuracy (mean recall of the two classes: 50 for any "

@@ -11,8 +11,9 @@ pooled over seeds where it has several); without them docqa falls back to accura
   paired-bootstrap 95% CI lies above zero.
 * **TAO ≥ labeled SFT**, **TAO ≥ 80% of the oracle's gain** — mean over seeds (undefined when the oracle gained
   nothing); **tuned length ≤ 1.1× base** (mean new tokens).
-* **Quality non-decreasing in K, and in rounds** — on ≥ 2 tasks: no step to the next budget (seed 0) is a drop whose
-  paired CI lies below zero (*within CI*), and the largest budget scores highest (point estimates).
+* **Quality non-decreasing in K, and in rounds** — on ≥ 2 tasks: no step to the next budget is a drop whose paired
+  CI lies below zero (*within CI*), and the largest budget scores highest (point estimates); a curve is read at the
+  seeds all its points ran (seed 0 alone unless every point has more), each point the mean over them.
 * **No tuned arm answers one constant** — docqa, the task with a categorical answer: no arm but the base has a
   *yes* share of its bare yes/no answers within 5 points of 0 or 100%.
 """
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from opentao.bench.stats import aligned, paired_bootstrap, paired_bootstrap_balanced
+from opentao.bench.stats import pooled_paired_bootstrap, pooled_paired_bootstrap_balanced
 from opentao.bench.diagnose import docqa_correctness, one_constant
 from opentao.bench.views import arm_eval, measured, pooled_vs_base, scaling_points, seed_runs
 from opentao.bench.views import mean as _mean
@@ -78,34 +79,52 @@ class Scores:
         return {"value": _mean(values), "delta": d["delta"] if d else None, "ci95": d["ci95"] if d else None,
                 "seeds": len(runs)}
 
-    def point(self, task: str, name: str) -> float | None:
-        ev = self.results[name]["evals"][task]
-        classes = _classes(self.diag) if task == "docqa" else None
-        return balanced(ev["per_example"], classes) if classes else ev["accuracy"]
+    def seed_evals(self, task: str, name: str) -> dict[int, dict]:
+        """A setting's evals of ``task`` by seed (seed 0's from ``results``, the others' from ``by_seed``)."""
+        runs = {0: self.results.get(name), **((self.by_seed or {}).get(name) or {})}
+        return {s: d["evals"][task] for s, d in sorted(runs.items()) if d and task in d.get("evals", {})}
 
-    def step(self, task: str, a: str, b: str) -> dict:
-        """Paired bootstrap of setting ``b`` minus setting ``a`` (seed-0 files) on the task's metric."""
-        x, y = (self.results[n]["evals"][task]["per_example"] for n in (a, b))
+    def point(self, task: str, name: str, seeds: tuple[int, ...] = (0,)) -> float | None:
+        """The setting's value of the task's metric, the mean over ``seeds``."""
+        evs = self.seed_evals(task, name)
         classes = _classes(self.diag) if task == "docqa" else None
+        values = [balanced(evs[s]["per_example"], classes) if classes else evs[s]["accuracy"] for s in seeds]
+        return None if any(v is None for v in values) else _mean(values)
+
+    def step(self, task: str, a: str, b: str, seeds: tuple[int, ...] = (0,)) -> dict:
+        """Setting ``b`` minus setting ``a`` on the task's metric, paired per seed on the examples both answered,
+        pooled over ``seeds`` (:func:`pooled_paired_bootstrap`; one seed: the plain paired bootstrap's numbers)."""
+        ea, eb = self.seed_evals(task, a), self.seed_evals(task, b)
+        classes = _classes(self.diag) if task == "docqa" else None
+        maps = [(dict(zip(ea[s]["per_example"]["ids"], ea[s]["per_example"]["correct"])),
+                 dict(zip(eb[s]["per_example"]["ids"], eb[s]["per_example"]["correct"]))) for s in seeds]
+        first = ea[seeds[0]]["per_example"]["ids"]
+        common = [i for i in first if all(i in x and i in y for x, y in maps) and (not classes or i in classes)]
+        xs, ys = [[x[i] for i in common] for x, _ in maps], [[y[i] for i in common] for _, y in maps]
         if not classes:
-            return paired_bootstrap(*aligned(x, y))
-        common = [i for i in x["ids"] if i in set(y["ids"]) and i in classes]
-        cx, cy = dict(zip(x["ids"], x["correct"])), dict(zip(y["ids"], y["correct"]))
-        return paired_bootstrap_balanced([cx[i] for i in common], [cy[i] for i in common],
-                                         [classes[i] for i in common])
+            return pooled_paired_bootstrap(xs, ys)
+        return pooled_paired_bootstrap_balanced(xs, ys, [classes[i] for i in common])
+
+    def shared_seeds(self, task: str, names: list[str]) -> tuple[int, ...]:
+        """The seeds at which every one of ``names`` evaluated ``task`` (at least seed 0 in a finished curve)."""
+        common = set.intersection(*(set(self.seed_evals(task, n)) for n in names))
+        return tuple(sorted(common)) or (0,)
 
 
 def _curve(sc: Scores, task: str, points: list[dict]) -> tuple[bool, str]:
     """(non-decreasing within CI and highest at the largest budget, the detail text) over ``points`` in budget
-    order."""
-    values = [sc.point(task, p["name"]) for p in points]
-    steps = [sc.step(task, a["name"], b["name"]) for a, b in zip(points, points[1:])]
+    order, read at the seeds every point has (seed 0 alone when one point has no other): each point the mean over
+    them, each step their pooled paired bootstrap."""
+    seeds = sc.shared_seeds(task, [p["name"] for p in points])
+    values = [sc.point(task, p["name"], seeds) for p in points]
+    steps = [sc.step(task, a["name"], b["name"], seeds) for a, b in zip(points, points[1:])]
     no_drop = all(s["ci95"][1] >= 0 for s in steps)
     top = values[-1] is not None and all(v is not None and values[-1] >= v for v in values[:-1]) \
         and values[-1] > values[0]
     text = " → ".join(_pct(v) for v in values)
     drops = [f"{_pct(values[j])}→{_pct(values[j + 1])} {_pts(s)}" for j, s in enumerate(steps) if s["ci95"][1] < 0]
-    return no_drop and top, f"{task}: {text}" + (f" (drop beyond CI: {'; '.join(drops)})" if drops else "")
+    over = f" ({len(seeds)} seeds)" if len(seeds) > 1 else ""
+    return no_drop and top, f"{task}: {text}{over}" + (f" (drop beyond CI: {'; '.join(drops)})" if drops else "")
 
 
 def targets(results: dict[str, dict], by_seed: dict[str, dict[int, dict]] | None = None,

@@ -163,12 +163,16 @@ def test_run_arms_at_a_seed_skips_only_that_seed(tmp_path: Path) -> None:
 def test_seed_runs_repeat_the_seeded_kinds_but_not_the_base() -> None:
     sizes = BENCH.sizes("full")
     assert BENCH.seeds("full") == (0, 1, 2) and BENCH.seeds("quick") == (0,)
-    assert BENCH.seeded() == ("base", "sft", "tao", "oracle")
-    runs = seed_runs(plan(sizes), BENCH.seeds("full"), BENCH.seeded())
+    assert BENCH.seeded() == ("base", "sft", "tao", "oracle", "scale")
+    runs = seed_runs(plan(sizes), BENCH.seeds("full"), ("base", "sft", "tao", "oracle"))
     assert [s for s, _ in runs] == [0, 1, 2] and runs[0][1] == plan(sizes)
     for _, specs in runs[1:]:
         want = {f"{t}-{a}" for t in sizes.tasks for a in ("sft", "tao", "oracle")}
         assert sorted(s.name for s in specs) == sorted(want)
+    # with the scale kind seeded, the K and rounds arms run at every seed too, from that seed's K=16 pool
+    shipped = seed_runs(plan(sizes), BENCH.seeds("full"), BENCH.seeded())
+    assert [s.name for s in shipped[1][1]] == [s.name for s in plan(sizes) if s.arm != "base"]
+    assert pool_k_for(sizes, shipped[1][1]) == 16
     assert seed_runs(plan(sizes), (0,), BENCH.seeded()) == [(0, plan(sizes))]
     for bad in ([], [1, 2], [0, 0], [0, -1], [0, "1"], [0, True]):
         with pytest.raises(TaoError):
@@ -219,6 +223,7 @@ def _fake_runner(monkeypatch: pytest.MonkeyPatch) -> tuple[list[tuple[str, int]]
 def test_main_runs_each_seed_once_and_resumes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     settings = yaml.safe_load((BENCH.here / "tao_table.yaml").read_text())
     settings["modes"]["quick"]["seeds"] = [0, 3]
+    settings["seeded"] = ["base", "sft", "tao", "oracle"]  # the headline kinds only: no K arm at seed 3
     (tmp_path / "tao_table.yaml").write_text(yaml.safe_dump(settings))
     ran, pools = _fake_runner(monkeypatch)
     assert table.main(["--quick"], here=tmp_path) == 0
@@ -350,3 +355,31 @@ def test_diagnose_pools_docqa_balanced_accuracy_over_seeds(tmp_path: Path, monke
     assert "full-docqa-tao-s1" not in out and "yesno_balanced_vs_base_pooled" not in out["full-docqa-base"]["docqa"]
     md = report.render_diagnostics(out, "full")
     assert "; 2 seeds: +25.0 [" in md and "*N seeds:*" in md
+
+
+def test_a_scaling_curve_is_read_at_the_seeds_all_its_points_ran() -> None:
+    from opentao.bench.targets import Scores
+
+    by_seed = seeded_results()
+    results = {n: r[0] for n, r in by_seed.items()}
+    k_target = "quality non-decreasing in K (within CI) and highest at the largest, on ≥ 2 tasks"
+
+    def k_detail(by: dict) -> str:
+        return next(t["detail"] for t in report.targets(results, by) if t["target"] == k_target)
+
+    # sql-tao-k2 ran at seed 0 only: the curve is seed 0's (k2 40 → k4 50), not k4's 3-seed mean
+    assert "sql: 40.0 → 50.0;" in k_detail(by_seed)
+    k2 = [[i < 8 for i in range(20)], [i < 9 for i in range(20)], [i < 7 for i in range(20)]]
+    for seed in (1, 2):
+        by_seed["sql-tao-k2"][seed] = {"evals": {"sql": _eval("sql", k2[seed])}, "params": {"k": 2, "rounds": 1},
+                                       "seed": seed}
+    # now every point has seeds 0-2: k2 (40 + 45 + 35) / 3 = 40 → k4 35, a drop, so the top is no longer K=4
+    assert "sql: 40.0 → 35.0 (3 seeds)" in k_detail(by_seed)
+    step = Scores(results, by_seed, None).step("sql", "sql-tao-k2", "sql-tao", (0, 1, 2))
+    k4 = [by_seed["sql-tao"][s]["evals"]["sql"]["per_example"]["correct"] for s in (0, 1, 2)]
+    assert step == pooled_paired_bootstrap(k2, k4)
+    assert step["per_seed"] == [0.1, -0.25, 0.0]
+    # one seed: the plain paired bootstrap's numbers, as before seeds
+    assert Scores(results, by_seed, None).step("sql", "sql-tao-k2", "sql-tao") == pooled_paired_bootstrap(k2[:1], k4[:1])
+    md = report.render_mode(results, "full", "results/full", by_seed=by_seed)
+    assert "| sql | 2 | 1 | 40.0 (3 seeds) |" in md
