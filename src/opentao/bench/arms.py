@@ -14,7 +14,9 @@ eval_results, the resolved config), so ``tao inspect`` and ``tao report`` read a
 * ``multitask`` — one model trained on the union of the tasks' TAO examples with the sum of their steps,
   evaluated on each task.
 * ``scale`` — TAO at another K, or round r: the TAO arm's run directory continued to round r, which samples
-  from round r-1's model exactly as ``tao run`` with ``rounds: r`` does.
+  from round r-1's model exactly as ``tao run`` with ``rounds: r`` does. When that model is gone (a fresh clone
+  has the result files, not the run directories), the rounds before it run again and their result files are
+  replaced (:meth:`Runner.rebuild`): a rounds curve is one chain of models at each seed.
 
 Sample pool (a benchmark design choice, not a stage feature): the round-1 arms of a task share one generate run
 (``stage_generate``) at the mode's largest K for a K-scaling task, at the default K for any other; an arm at K
@@ -34,6 +36,7 @@ at seed 0, and that run is every seed's base (an untrained arm at any seed reuse
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -289,13 +292,33 @@ class Runner:
 
         cfg = self.config(task, self.arm_dir(task, arm or f"{task}-tao"), k=k, rounds=rounds, **diff)
         store = RunStore(cfg.run_dir)
+        rebuilt: list[tuple[ArmSpec, dict]] = []
         if not (store.model_dir(rounds - 1) / "config.json").is_file():
-            raise TaoError(f"round {rounds} needs round {rounds - 1}'s model in {cfg.run_dir}: run that arm first")
+            if arm is not None:
+                raise TaoError(f"round {rounds} needs round {rounds - 1}'s model in {cfg.run_dir}: run that arm first")
+            rebuilt = self.rebuild(task, k, rounds - 1, name)
         store = open_run(cfg, ("generate", "score", "train"))
         stage_generate(store, cfg, rounds)
         tr = self.score_train(store, cfg, rounds)
-        return {"train": tr, "selection": {**self.selection(task, store, rounds), "k": k, "rounds": rounds},
-                "evals": {task: self.eval(task, store, cfg, tr["model"], name, rounds)}}
+        out = {"train": tr, "selection": {**self.selection(task, store, rounds), "k": k, "rounds": rounds},
+               "evals": {task: self.eval(task, store, cfg, tr["model"], name, rounds)}}
+        return {**out, "rebuilt": rebuilt} if rebuilt else out
+
+    def rebuild(self, task: str, k: int, round_: int, needed_by: str) -> list[tuple[ArmSpec, dict]]:
+        """Run round ``round_`` of the task's TAO arm again (and the rounds before it whose models are gone too),
+        because a later round grows from its model and the run directory no longer has it — a fresh clone has
+        the result files but not ``runs/``. Returns ``[(arm, its new result)]`` in round order; the caller
+        (:func:`opentao.bench.results.run_arms`) saves them over the old result files, so every round of a
+        rounds curve at this seed belongs to one chain of models."""
+        name = f"{task}-tao" if round_ == 1 else f"{task}-tao-r{round_}"
+        log.warning("%s needs round %d's model, which is not in %s: running %s%s again (its result file is "
+                    "replaced)", needed_by, round_, self.arm_dir(task, f"{task}-tao"), name,
+                    "" if self.seed == 0 else f" at seed {self.seed}")
+        t0 = time.time()
+        res = self.tao(task, name, k) if round_ == 1 else self.next_round(task, name, k, round_)
+        earlier = res.pop("rebuilt", [])
+        spec = ArmSpec(name, "tao" if round_ == 1 else "scale", (task,), {"k": k, "rounds": round_})
+        return [*earlier, (spec, {**res, "rerun_for": needed_by, "wall_seconds": time.time() - t0})]
 
     def multitask(self, spec: ArmSpec) -> dict:
         from opentao.pipeline import open_run

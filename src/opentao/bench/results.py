@@ -110,7 +110,9 @@ def run_arms(specs: Iterable[ArmSpec], runner: Callable[[ArmSpec], dict[str, Any
     """Run each arm whose result file at ``seed`` is missing and save it (``results.path(name, seed)``) as soon as
     it finishes; ``runner`` must run the arm at that seed.
 
-    Returns ``{arm name: "done" | "skipped" | "deadline"}``; arms left when ``deadline`` (a ``time.time()``)
+    Returns ``{arm name: "done" | "skipped" | "redone" | "deadline"}`` ("redone": a finished arm the runner had to
+    run again because a later arm grows from its model, returned as ``data["rebuilt"]``, ``[(spec, result)]``,
+    each result with its ``wall_seconds``); arms left when ``deadline`` (a ``time.time()``)
     has passed are not started, so a session can stop cleanly and the next one resumes.
     """
     status: dict[str, str] = {}
@@ -126,12 +128,24 @@ def run_arms(specs: Iterable[ArmSpec], runner: Callable[[ArmSpec], dict[str, Any
         report(f"[run ] {spec.name}{tag} ...")
         t0 = time.time()
         data = runner(spec)
-        data.update(
-            name=spec.name, arm=spec.arm, tasks=list(spec.tasks), params=spec.params, mode=results.mode, seed=seed,
-            config=config, wall_seconds=time.time() - t0, finished_at=time.strftime("%Y-%m-%dT%H:%M:%S"),
-            machine=machine_info(),
-        )
-        results.save(spec.name, data, seed)
+        # arms the runner had to run again first (their run directories were gone): their files are replaced
+        for earlier, res in data.pop("rebuilt", []):
+            wall = res.pop("wall_seconds")
+            results.save(earlier.name, _stamp(earlier, res, results.mode, seed, config, wall), seed)
+            status[earlier.name] = "redone"
+            report(f"[redo] {earlier.name}{tag} in {wall:.0f} s: {spec.name} grows from its model; "
+                   f"{results.path(earlier.name, seed).name} replaced")
+        results.save(spec.name, _stamp(spec, data, results.mode, seed, config, time.time() - t0), seed)
         status[spec.name] = "done"
         report(f"[done] {spec.name}{tag} in {data['wall_seconds']:.0f} s")
     return status
+
+
+def _stamp(spec: ArmSpec, data: dict[str, Any], mode: str, seed: int, config: dict[str, Any],
+           wall: float) -> dict[str, Any]:
+    """An arm's result with what, where and when it ran."""
+    data.update(
+        name=spec.name, arm=spec.arm, tasks=list(spec.tasks), params=spec.params, mode=mode, seed=seed,
+        config=config, wall_seconds=wall, finished_at=time.strftime("%Y-%m-%dT%H:%M:%S"), machine=machine_info(),
+    )
+    return data

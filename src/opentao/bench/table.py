@@ -324,7 +324,8 @@ def main(argv: list[str] | None = None, here: str | Path | None = None) -> int:
                             deadline=deadline, report=lambda m: print(m, flush=True))
             status.update({(name, seed): v for name, v in done.items()})
         print(f"{'tried' if args.tried else mode}: {sum(v == 'done' for v in status.values())} (arm, seed) runs, "
-              f"{sum(v == 'skipped' for v in status.values())} skipped, wall {time.time() - t0:.0f} s", flush=True)
+              f"{sum(v == 'skipped' for v in status.values())} skipped, "
+              f"{sum(v == 'redone' for v in status.values())} run again, wall {time.time() - t0:.0f} s", flush=True)
         diagnose(bench, mode)
     render(bench, [m for m in ("full", "quick") if ResultDir(bench.results, m).all()])
     return 0

@@ -16,6 +16,7 @@ from opentao.bench.results import ArmSpec, ResultDir, parse_stem, result_stem, r
 from opentao.bench.stats import (aligned_seeds, paired_bootstrap, paired_bootstrap_balanced, pooled_paired_bootstrap,
                                  pooled_paired_bootstrap_balanced)
 from opentao.errors import TaoError
+from opentao.store import RunStore
 
 REPO = Path(__file__).resolve().parents[3]
 BENCH = table.Bench(REPO / "benchmarks")
@@ -383,3 +384,65 @@ def test_a_scaling_curve_is_read_at_the_seeds_all_its_points_ran() -> None:
     assert Scores(results, by_seed, None).step("sql", "sql-tao-k2", "sql-tao") == pooled_paired_bootstrap(k2[:1], k4[:1])
     md = report.render_mode(results, "full", "results/full", by_seed=by_seed)
     assert "| sql | 2 | 1 | 40.0 (3 seeds) |" in md
+
+
+def test_run_arms_replaces_the_files_of_arms_the_runner_ran_again(tmp_path: Path) -> None:
+    rd = ResultDir(tmp_path, "full")
+    rd.save("docqa-tao", {"evals": {"docqa": {"accuracy": 0.1}}, "wall_seconds": 1.0}, 1)  # an old seed-1 run
+    first = ArmSpec("docqa-tao", "tao", ("docqa",), {"k": 8, "rounds": 1})
+    r2 = ArmSpec("docqa-tao-r2", "scale", ("docqa",), {"k": 8, "rounds": 2})
+
+    def runner(spec: ArmSpec) -> dict:
+        assert spec.name == "docqa-tao-r2"
+        return {"evals": {"docqa": {"accuracy": 0.3}},
+                "rebuilt": [(first, {"evals": {"docqa": {"accuracy": 0.2}}, "rerun_for": spec.name,
+                                     "wall_seconds": 5.0})]}
+
+    lines: list[str] = []
+    status = run_arms([first, r2], runner, rd, seed=1, config={"sizes": {}}, report=lines.append)
+    assert status == {"docqa-tao": "redone", "docqa-tao-r2": "done"}
+    new = rd.load("docqa-tao", 1)
+    assert new["evals"]["docqa"]["accuracy"] == 0.2 and new["rerun_for"] == "docqa-tao-r2"
+    assert (new["seed"], new["arm"], new["params"], new["wall_seconds"]) == (1, "tao", {"k": 8, "rounds": 1}, 5.0)
+    assert "rebuilt" not in rd.load("docqa-tao-r2", 1) and rd.load("docqa-tao-r2", 1)["evals"]["docqa"]["accuracy"] == 0.3
+    assert any(line.startswith("[redo] docqa-tao (seed 1)") for line in lines)
+
+
+def test_a_round_whose_model_is_gone_runs_the_rounds_before_it_again(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """docqa-tao-r3 at seed 1 on a fresh clone: neither round 1's nor round 2's model is in runs/, so round 1 and
+    round 2 run again in order (in the TAO arm's run directory), each reported for its result file to be replaced."""
+    import opentao.pipeline as pipeline
+    from tests.unit.bench.test_benchmark import _task_dir
+
+    r = Runner(BENCH.sizes("quick"), tmp_path / "runs", seed=1)
+    monkeypatch.setitem(r._dirs, "docqa", _task_dir(tmp_path))
+    calls: list[str] = []
+    run_dir = r.arm_dir("docqa", "docqa-tao")
+
+    def trained(round_: int) -> dict:
+        model = RunStore(run_dir).model_dir(round_)
+        model.mkdir(parents=True, exist_ok=True)
+        (model / "config.json").write_text("{}")
+        return {"model": str(model)}
+
+    def tao(task: str, name: str, k: int, **kw) -> dict:
+        calls.append(f"tao {name}")
+        return {"train": trained(1), "evals": {task: {}}}
+
+    monkeypatch.setattr(r, "tao", tao)
+    monkeypatch.setattr(pipeline, "open_run", lambda cfg, stages: RunStore(cfg.run_dir))
+    monkeypatch.setattr(pipeline, "stage_generate", lambda store, cfg, round_: calls.append(f"generate r{round_}"))
+    monkeypatch.setattr(r, "score_train", lambda store, cfg, round_: trained(round_))
+    monkeypatch.setattr(r, "selection", lambda task, store, round_: {})
+    monkeypatch.setattr(r, "eval", lambda task, store, cfg, model, label, round_: {"label": label})
+    out = r.next_round("docqa", "docqa-tao-r3", 4, 3)
+    assert calls == ["tao docqa-tao", "generate r2", "generate r3"]
+    assert [(spec.name, spec.arm, spec.params) for spec, _ in out["rebuilt"]] == [
+        ("docqa-tao", "tao", {"k": 4, "rounds": 1}), ("docqa-tao-r2", "scale", {"k": 4, "rounds": 2})]
+    assert [res["rerun_for"] for _, res in out["rebuilt"]] == ["docqa-tao-r2", "docqa-tao-r3"]  # who needed it
+    assert out["evals"]["docqa"]["label"] == "docqa-tao-r3"
+    calls.clear()  # the models are there now: round 3 again reruns nothing before it
+    assert "rebuilt" not in r.next_round("docqa", "docqa-tao-r3", 4, 3) and calls == ["generate r3"]
+    with pytest.raises(TaoError, match="run that arm first"):  # a tried variant's chain is not rebuilt
+        r.next_round("docqa", "try-x-r2", 4, 2, arm="try-docqa-x")
