@@ -27,8 +27,8 @@ starting model, untrained (``train.skipped``), and is evaluated as such.
 Seeds: a :class:`Runner` works at one seed, the run config's ``seed`` (candidate sampling) and ``train.seed``
 (training data order, LoRA init). At seed 0 the run directories are ``<task>/<arm>/`` and ``<task>/pool-k<K>/``
 as before seeds existed; at seed ``s > 0`` they are ``<task>/<arm>-s<s>/`` and ``<task>/pool-k<K>-s<s>/``: each
-seed samples its own pool, so seeds share no candidate (at the default K when no K-scaling arm runs at that seed,
-:func:`pool_k_for`). :func:`seed_runs` picks the arms run at each seed. The
+seed samples its own pool, so seeds share no candidate (a task's pool is at the default K when no K-scaling arm of
+it runs at that seed, :func:`pool_k_for`). :func:`seed_runs` picks the arms run at each seed. The
 base arm is greedy decoding of the untuned model, which no seed reaches (:data:`SEED_INVARIANT`): it runs once,
 at seed 0, and that run is every seed's base (an untrained arm at any seed reuses its answers too).
 """
@@ -117,21 +117,22 @@ def seed_runs(specs: list[ArmSpec], seeds: tuple[int, ...] | list[int],
     return [(seeds[0], list(specs))] + [(x, again) for x in seeds[1:] if again]
 
 
-def pool_k_for(s: Sizes, specs: list[ArmSpec]) -> int:
-    """The K a seed's shared pool needs: the mode's largest K when a K-scaling arm runs at that seed, else the
-    default K (at seeds other than 0 only the seeded kinds run, usually all at the default K: no K=16 pool)."""
-    return s.k_pool if any(x.arm == "scale" for x in specs) else s.k
+def pool_k_for(s: Sizes, specs: list[ArmSpec]) -> dict[str, int]:
+    """The K each task's shared pool needs at a seed that runs ``specs``: the mode's largest K for a task whose
+    K-scaling arm runs there, else the default K (a task without a K curve never pays for K=16 samples)."""
+    scaled = {t for x in specs if x.arm == "scale" for t in x.tasks}
+    return {t: s.k_pool if t in scaled else s.k for t in s.tasks}
 
 
 class Runner:
     """Runs one arm at a time at ``seed`` in ``work/<task>/<arm>/`` run directories (``<arm>-s<seed>/`` at a seed
     other than 0); every stage resumes from its tables."""
 
-    def __init__(self, sizes: Sizes, work: str | Path, seed: int = 0, pool_k: int | None = None) -> None:
+    def __init__(self, sizes: Sizes, work: str | Path, seed: int = 0, pool_k: dict[str, int] | None = None) -> None:
         self.s = sizes
         self.work = Path(work)
         self.seed = seed
-        self.pool_k = pool_k  # the round-1 pool's K (default Sizes.task_pool_k): see pool_k_for
+        self.pool_k = pool_k or {}  # each task's round-1 pool K (default Sizes.task_pool_k): see pool_k_for
         self._dirs: dict[str, Path] = {}
 
     # --- configs --------------------------------------------------------------------------------------
@@ -175,7 +176,7 @@ class Runner:
         :meth:`Sizes.task_pool_k`)."""
         from opentao.pipeline import open_run, stage_generate
 
-        k = k or self.pool_k or self.s.task_pool_k(task)
+        k = k or self.pool_k.get(task) or self.s.task_pool_k(task)
         tag = f"pool-k{k}" if n_train is None else f"pool-n{n_train}-k{k}"
         cfg = self.config(task, self.work / task / self.tag(tag), k=k, n_train=n_train)
         store = open_run(cfg, ("generate",))

@@ -173,7 +173,7 @@ def test_seed_runs_repeat_the_seeded_kinds_but_not_the_base() -> None:
     # with the scale kind seeded, the K and rounds arms run at every seed too, from that seed's K=16 pool
     shipped = seed_runs(plan(sizes), BENCH.seeds("full"), BENCH.seeded())
     assert [s.name for s in shipped[1][1]] == [s.name for s in plan(sizes) if s.arm != "base"]
-    assert pool_k_for(sizes, shipped[1][1]) == 16
+    assert pool_k_for(sizes, shipped[1][1]) == {"docqa": 16, "sql": 16, "instruct": 8, "sql-flights": 8}
     assert seed_runs(plan(sizes), (0,), BENCH.seeded()) == [(0, plan(sizes))]
     for bad in ([], [1, 2], [0, 0], [0, -1], [0, "1"], [0, True]):
         with pytest.raises(TaoError):
@@ -181,8 +181,10 @@ def test_seed_runs_repeat_the_seeded_kinds_but_not_the_base() -> None:
     with pytest.raises(TaoError):
         seed_runs(plan(sizes), [0, 1], ("tao", "taoo"))
     assert (sizes.k, sizes.k_pool) == (8, 16)
-    assert pool_k_for(sizes, runs[1][1]) == 8 and pool_k_for(sizes, plan(sizes)) == 16
-    assert Runner(sizes, "w", seed=1, pool_k=8).pool_k == 8
+    assert set(pool_k_for(sizes, runs[1][1]).values()) == {8}  # no K arm at that seed: no K=16 pool
+    assert pool_k_for(sizes, plan(sizes)) == {t: sizes.task_pool_k(t) for t in sizes.tasks}  # seed 0's rule
+    r = Runner(sizes, "w", seed=1, pool_k={"docqa": 8})
+    assert r.pool_k == {"docqa": 8} and Runner(sizes, "w").pool_k == {}
 
 
 def test_runner_at_a_seed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -232,7 +234,7 @@ def test_main_runs_each_seed_once_and_resumes(tmp_path: Path, monkeypatch: pytes
     again = {(n, s) for n, s in ran if s == 3}
     assert len(ran) == n_plan + 9 and again == {(f"{t}-{a}", 3) for t in ("sql", "docqa", "instruct")
                                                 for a in ("sft", "tao", "oracle")}
-    assert pools == {0: None, 3: 4}  # seed 3 runs no K-scaling arm: its pool is K=4, not the mode's largest
+    assert pools == {0: None, 3: {"sql": 4, "docqa": 4, "instruct": 4}}  # no K-scaling arm at seed 3: K=4 pools
     rd = ResultDir(tmp_path / "results", "quick")
     assert rd.load("sql-tao", 3)["seed"] == 3 and rd.load("sql-tao")["seed"] == 0
     assert not rd.done("sql-base", 3) and not rd.done("multitask", 3)
