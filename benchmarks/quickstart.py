@@ -151,10 +151,13 @@ def render(res: dict) -> str:
         f"`make demo` runs `tao quickstart`: one TAO round of text-to-SQL on the Chinook database with the bundled",
         "SmolLM2-135M-Instruct. Every figure on this page is read from",
         "[`benchmarks/results/quickstart.json`](../benchmarks/results/quickstart.json), written by",
-        "`benchmarks/quickstart.py` (which runs the real `tao quickstart` command).",
+        "`benchmarks/quickstart.py` (which runs the real `tao quickstart` command, or with `--recorded` reads a run",
+        "someone timed, such as `make demo` from a fresh clone).",
         "",
         f"Measured {res['date']} on {m['cpus']} × {m['cpu']}, Python {m['python']}, torch {m['torch']}"
-        f" (1-minute load average {m['load_avg_1m_before']} before, {m['load_avg_1m_after']} after).",
+        + (f", vLLM {m['vllm']}" if m.get("vllm") else "") + f"; command: `{res['command']}`"
+        + (f" (1-minute load average {m['load_avg_1m_before']} before, {m['load_avg_1m_after']} after)."
+           if m.get("load_avg_1m_before") is not None else "."),
         "",
         "## Held-out execution accuracy (gold SQL used only here)",
         "",
