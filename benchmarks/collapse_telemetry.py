@@ -13,13 +13,14 @@ and its round-1 K arms (``<task>-tao-k<K>/``):
 
 Reads the run directories only (``runs/`` is not committed): run it after the arms, on the machine that ran them.
 
-    PYTHONPATH=src python benchmarks/collapse_telemetry.py --task docqa
+    PYTHONPATH=src python benchmarks/collapse_telemetry.py --task docqa [--seed 1]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -69,7 +70,7 @@ def _f(x: float | None, fmt: str = "{:.2f}") -> str:
 
 
 def render(task: str, out: dict) -> str:
-    lines = [f"# Collapse telemetry: {task} (full benchmark, seed 0)", "",
+    lines = [f"# Collapse telemetry: {task} (full benchmark, seed {out.get('seed', 0)})", "",
              "Rendered by `benchmarks/collapse_telemetry.py` from the arms' run directories. *Samples* are a "
              "round's candidates (drawn by the model that sampled the round); *answers* are a model's held-out "
              "greedy answers. Collapse limits: top-answer share > "
@@ -99,18 +100,26 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--task", default="docqa")
     ap.add_argument("--runs", default=str(HERE / "runs" / "full"), help="the mode's run directories")
+    ap.add_argument("--seed", type=int, default=0,
+                    help="the seed's run directories (<arm>-s<seed>/; 0: <arm>/) -> collapse-<task>[-s<seed>].*")
     args = ap.parse_args(argv)
+    if args.seed < 0:
+        ap.error(f"--seed must be a non-negative integer, got {args.seed}")
     root = Path(args.runs) / args.task
-    k_arms = sorted(root.glob(f"{args.task}-tao-k*"), key=lambda p: int(p.name.rsplit("k", 1)[1]))
-    dirs = [root / f"{args.task}-tao", *k_arms]
+    suffix = "" if args.seed == 0 else f"-s{args.seed}"
+    k_name = re.compile(rf"^{re.escape(args.task)}-tao-k(\d+){re.escape(suffix)}$")
+    k_arms = sorted((p for p in root.glob(f"{args.task}-tao-k*") if k_name.match(p.name)),
+                    key=lambda p: int(k_name.match(p.name)[1]))
+    dirs = [root / f"{args.task}-tao{suffix}", *k_arms]
     dirs = [d for d in dirs if (d / "config.yaml").is_file() and (d / "tables" / "candidates").is_dir()]
     if not dirs:
-        print(f"error: no {args.task}-tao run directory under {root}: run the benchmark's arms first", file=sys.stderr)
+        print(f"error: no {args.task}-tao{suffix} run directory under {root}: run the benchmark's arms first",
+              file=sys.stderr)
         return 2
-    out = {"task": args.task, "arms": [run_dir_rows(d, args.task) for d in dirs]}
+    out = {"task": args.task, "seed": args.seed, "arms": [run_dir_rows(d, args.task) for d in dirs]}
     res = HERE / "results"
-    (res / f"collapse-{args.task}.json").write_text(json.dumps(out, indent=1) + "\n", encoding="utf-8")
-    (res / f"collapse-{args.task}.md").write_text(render(args.task, out), encoding="utf-8")
+    (res / f"collapse-{args.task}{suffix}.json").write_text(json.dumps(out, indent=1) + "\n", encoding="utf-8")
+    (res / f"collapse-{args.task}{suffix}.md").write_text(render(args.task, out), encoding="utf-8")
     print(render(args.task, out))
     return 0
 
