@@ -319,7 +319,8 @@ class Runner:
         res = self.tao(task, name, k) if round_ == 1 else self.next_round(task, name, k, round_)
         earlier = res.pop("rebuilt", [])
         spec = ArmSpec(name, "tao" if round_ == 1 else "scale", (task,), {"k": k, "rounds": round_})
-        return [*earlier, (spec, {**res, "rerun_for": needed_by, "wall_seconds": time.time() - t0})]
+        wall = time.time() - t0 - sum(r["wall_seconds"] for _, r in earlier)  # this round's own time
+        return [*earlier, (spec, {**res, "rerun_for": needed_by, "wall_seconds": wall})]
 
     def multitask(self, spec: ArmSpec) -> dict:
         from opentao.pipeline import open_run

@@ -129,13 +129,15 @@ def run_arms(specs: Iterable[ArmSpec], runner: Callable[[ArmSpec], dict[str, Any
         t0 = time.time()
         data = runner(spec)
         # arms the runner had to run again first (their run directories were gone): their files are replaced
+        redone = 0.0
         for earlier, res in data.pop("rebuilt", []):
             wall = res.pop("wall_seconds")
+            redone += wall
             results.save(earlier.name, _stamp(earlier, res, results.mode, seed, config, wall), seed)
             status[earlier.name] = "redone"
             report(f"[redo] {earlier.name}{tag} in {wall:.0f} s: {spec.name} grows from its model; "
                    f"{results.path(earlier.name, seed).name} replaced")
-        results.save(spec.name, _stamp(spec, data, results.mode, seed, config, time.time() - t0), seed)
+        results.save(spec.name, _stamp(spec, data, results.mode, seed, config, time.time() - t0 - redone), seed)
         status[spec.name] = "done"
         report(f"[done] {spec.name}{tag} in {data['wall_seconds']:.0f} s")
     return status
