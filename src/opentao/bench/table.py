@@ -303,9 +303,13 @@ def main(argv: list[str] | None = None, here: str | Path | None = None) -> int:
         print("\n".join(map(str, write_reports(bench, mode))) or "no run directories in runs/")
     if not args.render and not args.diagnose and not args.reports:
         sizes = bench.sizes(mode)
-        specs = [s for s in (bench.tried_plan() if args.tried else plan(sizes)) if not args.only or s.name in args.only]
+        every = bench.tried_plan() if args.tried else plan(sizes)
         # tried arms are one-knob variants of the seed-0 plan arms: seed 0 only
-        runs = [(0, specs)] if args.tried else seed_runs(specs, bench.seeds(mode), bench.seeded())
+        full_runs = [(0, every)] if args.tried else seed_runs(every, bench.seeds(mode), bench.seeded())
+        # a seed's pool K follows every arm it has, not the --only subset (or --only would resample the pool)
+        pool_ks = {seed: pool_k_for(sizes, seed_specs) for seed, seed_specs in full_runs}
+        runs = [(seed, [s for s in seed_specs if not args.only or s.name in args.only]) for seed, seed_specs in full_runs]
+        runs = [(seed, seed_specs) for seed, seed_specs in runs if seed_specs]
         if args.seeds is not None:
             unknown = sorted(set(args.seeds) - {seed for seed, _ in runs})
             if unknown:
@@ -316,7 +320,7 @@ def main(argv: list[str] | None = None, here: str | Path | None = None) -> int:
         status: dict[tuple[str, int], str] = {}
         for seed, seed_specs in runs:
             # seed 0: each task's pool at Sizes.task_pool_k; other seeds size theirs by the arms they run
-            pool_k = None if seed == 0 else pool_k_for(sizes, seed_specs)
+            pool_k = None if seed == 0 else pool_ks[seed]
             runner = Runner(sizes, bench.work / mode, seed=seed, pool_k=pool_k)
             done = run_arms(seed_specs, runner.run, ResultDir(bench.results, "tried" if args.tried else mode),
                             seed=seed, config={"sizes": bench.settings()["modes"][mode],

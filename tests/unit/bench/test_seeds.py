@@ -448,3 +448,15 @@ def test_a_round_whose_model_is_gone_runs_the_rounds_before_it_again(tmp_path: P
     assert "rebuilt" not in r.next_round("docqa", "docqa-tao-r3", 4, 3) and calls == ["generate r3"]
     with pytest.raises(TaoError, match="run that arm first"):  # a tried variant's chain is not rebuilt
         r.next_round("docqa", "try-x-r2", 4, 2, arm="try-docqa-x")
+
+
+def test_only_does_not_change_a_seeds_pool_k(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--only docqa-oracle`` at seed 1 reads the K=8 pool the seed's docqa K arms share, not a fresh K=4 one."""
+    settings = yaml.safe_load((BENCH.here / "tao_table.yaml").read_text())
+    settings["modes"]["quick"].update(seeds=[0, 1], k_scale=[2, 4, 8])
+    settings["seeded"] = ["sft", "tao", "oracle", "scale"]
+    (tmp_path / "tao_table.yaml").write_text(yaml.safe_dump(settings))
+    ran, pools = _fake_runner(monkeypatch)
+    assert table.main(["--quick", "--only", "docqa-oracle", "--seeds", "1"], here=tmp_path) == 0
+    assert ran == [("docqa-oracle", 1)]
+    assert pools[1] == {"sql": 8, "docqa": 8, "instruct": 4}  # as a full run at seed 1 would have it
