@@ -12,9 +12,15 @@ and the rendered README are in this folder. Usage::
     PYTHONPATH=src python benchmarks/tao_table.py --render     # README + plots from the saved JSON only
 """
 
+import sys
 from pathlib import Path
 
 from opentao.bench.table import main
+from opentao.errors import TaoError
 
 if __name__ == "__main__":
-    raise SystemExit(main(here=Path(__file__).resolve().parent))
+    try:
+        raise SystemExit(main(here=Path(__file__).resolve().parent))
+    except TaoError as exc:  # bad settings (tao_table.yaml, tried.yaml): one line, no traceback
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None

@@ -263,10 +263,13 @@ def same_pool(tried: dict, ref: dict | None) -> bool | None:
 
 
 def render_tried(tried: dict[str, dict], results: dict[str, dict],
-                 title: str = "What we tried for the missed targets", intro: str = "") -> str:
+                 title: str = "What we tried for the missed targets", intro: str = "", *,
+                 tried_seeds: dict[str, dict[int, dict]] | None = None,
+                 plan_seeds: dict[str, dict[int, dict]] | None = None, diag: dict[str, dict] | None = None) -> str:
     """The ``--tried`` arms: each against the base and against its arm (``params.vs``, else ``.from``): a plan arm
     of ``results`` (the same run's plan arms) or, when no plan arm has that name, another tried arm of the same task
-    (a same-pool control); ``intro`` is a paragraph put before the table."""
+    (a same-pool control); ``intro`` is a paragraph put before the table. The rows are seed 0's; the variants with
+    files at more seeds (``tried_seeds``, against ``plan_seeds``) get :func:`render_tried_seeds` below."""
     lines = [f"### {title}", ""] + ([intro, ""] if intro else []) + [
              "Each row is one plan arm (round 1 unless the row names a later round; *its arm*, named in the row) "
              "with the named knob changed — same prompts and seed — so *Δ vs its arm* is that knob's effect on one "
@@ -293,7 +296,64 @@ def render_tried(tried: dict[str, dict], results: dict[str, dict],
         lines += ["", "‡ this arm's sample pool was regenerated (in a later session) and is not its arm's: the "
                   "gold-correct share of its candidates differs, so *Δ vs its arm* mixes the knob's effect with "
                   "sampling noise."]
+    lines += render_tried_seeds(tried_seeds or {}, plan_seeds or {}, diag or {})
     return "\n".join(lines) + "\n"
+
+
+def _pooled_vs(ref: list[dict], got: list[dict]) -> dict:
+    """Seed-paired evals (``ref[i]`` and ``got[i]`` at one seed) → the pooled paired bootstrap of got − ref."""
+    from opentao.bench.stats import pooled_paired_bootstrap
+
+    pairs = [aligned(a["per_example"], b["per_example"]) for a, b in zip(ref, got)]
+    return pooled_paired_bootstrap([x for x, _ in pairs], [y for _, y in pairs])
+
+
+def render_tried_seeds(tried_seeds: dict[str, dict[int, dict]], plan_seeds: dict[str, dict[int, dict]],
+                       diag: dict[str, dict]) -> list[str]:
+    """The tried variants run at several seeds (``seeds`` in ``tried.yaml``): accuracy per seed, the mean's
+    difference to the base and to its arm at the same seeds, each with the pooled (seed × example) CI; for docqa
+    also the balanced yes/no accuracy (``diag``: ``results/diagnostics-full.json``'s tried entries)."""
+    rows = []
+    for name, runs in sorted(tried_seeds.items(), key=lambda kv: (TASKS.index(next(iter(kv[1].values()))["tasks"][0]),
+                                                                  kv[0])):
+        if len(runs) < 2:
+            continue
+        first = next(iter(runs.values()))
+        task, p = first["tasks"][0], first.get("params", {})
+        arm = p.get("vs", p.get("from", "tao"))
+        ref = plan_seeds.get(f"{task}-{arm}") or tried_seeds.get(f"{task}-{arm}") or {}
+        seeds = sorted(runs)
+        evs = [runs[x]["evals"][task] for x in seeds]
+        base = (plan_seeds.get(f"{task}-base") or {}).get(0, {}).get("evals", {}).get(task)
+        d_base = _points(_pooled_vs([base] * len(evs), evs)) if base else "—"
+        both = [x for x in seeds if x in ref]
+        d_arm = _points(_pooled_vs([ref[x]["evals"][task] for x in both], [runs[x]["evals"][task] for x in both])) \
+            if both else "—"
+        other = [str(x) for x in both if same_pool(runs[x], ref[x]) is False]
+        d_arm += f" ‡ (seed {', '.join(other)})" if other else ""
+        arm_accs = " / ".join(_pct(ref[x]["evals"][task]["accuracy"]) if x in ref else "—" for x in seeds)
+        bal = "—"
+        dd = (diag.get(name) or {}).get(task) or {}
+        if task == "docqa" and (vb := dd.get("yesno_balanced_vs_base_pooled")):
+            b0 = ((diag.get(f"{task}-base") or {}).get(task) or {}).get("yesno_balanced_accuracy")
+            per = " / ".join(f"{100 * x:+.1f}" for x in vb["per_seed"])
+            bal = f"Δ vs base per seed {per}; mean {_points(vb)}"
+            if b0 is not None:
+                bal = f"{100 * (b0 + vb['delta']):.1f} ({bal})"
+            if va := dd.get("yesno_balanced_vs_arm_pooled"):
+                bal += f"; vs its arm {_points(va)}"
+        rows.append(f"| {task} | `{name}` | {', '.join(map(str, seeds))} | "
+                    f"{' / '.join(_pct(ev['accuracy']) for ev in evs)} | {_pct(_mean([ev['accuracy'] for ev in evs]))} "
+                    f"({d_base}) | `{task}-{arm}`: {arm_accs} | {d_arm} | {bal} |")
+    if not rows:
+        return []
+    return ["", "#### Tried at several seeds", "",
+            "Each seed's variant reads that seed's sample pool and is paired with its arm at the same seed; the "
+            "means' CIs are pooled over seeds and examples, as in the first table (‡: at that seed the variant's "
+            "pool is not its arm's, as above).", "",
+            "| task | tried | seeds | accuracy per seed | mean (Δ vs base, pooled 95% CI) | its arm per seed "
+            "| Δ vs its arm (pooled 95% CI) | docqa balanced yes/no (mean; pooled CIs) |",
+            "|---|---|---|---|---|---|---|---|", *rows]
 
 
 def _ordered(diag: dict[str, dict], task: str) -> list[tuple[str, dict]]:

@@ -79,9 +79,34 @@ class Bench:
         return tuple(kinds)
 
     def tried_plan(self) -> list[ArmSpec]:
-        rows = yaml.safe_load((self.here / "tried.yaml").read_text(encoding="utf-8"))
-        return [ArmSpec(f"{r['task']}-{r['variant']}", "tried", (r["task"],), {**r["changes"], "why": r["why"]})
+        """The variants of ``tried.yaml``; an entry's optional ``seeds`` (default ``[0]``) is kept in its params
+        (:func:`tried_runs` reads it); none without a ``tried.yaml``."""
+        path = self.here / "tried.yaml"
+        if not path.is_file():
+            return []
+        rows = yaml.safe_load(path.read_text(encoding="utf-8")) or []
+        return [ArmSpec(f"{r['task']}-{r['variant']}", "tried", (r["task"],),
+                        {**r["changes"], "why": r["why"], **({"seeds": r["seeds"]} if "seeds" in r else {})})
                 for r in rows]
+
+
+def tried_runs(specs: list[ArmSpec], seeds: tuple[int, ...]) -> list[tuple[int, list[ArmSpec]]]:
+    """``[(seed, the tried arms to run at it)]``: every variant at seed 0 (a one-knob variant of a seed-0 plan arm)
+    and, at each further seed of the mode (``seeds``), the variants whose ``seeds`` list it — there each reads that
+    seed's sample pool and is compared with its arm's run at that seed. A seed the mode does not run (no plan arm,
+    no pool to compare on) is an error."""
+    wanted: dict[str, list[int]] = {}
+    for s in specs:
+        got = s.params.get("seeds", [0])
+        if not isinstance(got, list) or not got or got[0] != 0 or len(set(got)) != len(got) or \
+                not all(isinstance(x, int) and not isinstance(x, bool) for x in got):
+            raise TaoError(f"tried.yaml {s.name}: seeds must be a list of distinct integers starting with 0, "
+                           f"got {got!r}")
+        if unknown := sorted(set(got) - set(seeds)):
+            raise TaoError(f"tried.yaml {s.name}: seeds {unknown} are not among the mode's seeds {list(seeds)}")
+        wanted[s.name] = got
+    runs = [(x, [s for s in specs if x in wanted[s.name]]) for x in seeds]
+    return [(x, at) for x, at in runs if at]
 
 
 def described(tried: dict[str, dict], specs: list[ArmSpec]) -> dict[str, dict]:
@@ -159,16 +184,34 @@ def diagnose(bench: Bench, mode: str) -> Path:
             yn = [j for j, i in enumerate(ids) if g[i]["kind"] == "yesno"]
             out[key]["docqa"]["yesno_balanced_vs_base"] = paired_bootstrap_balanced(
                 [b[j] for j in yn], [a[j] for j in yn], [g[ids[j]]["answer"] for j in yn])
-    for name, runs in ResultDir(bench.results, mode).by_seed().items():  # the same, pooled over an arm's seeds
-        pers = [r.get("evals", {}).get("docqa", {}).get("per_example") for r in runs.values()]
-        if base and len(pers) > 1 and all(pers) and name != "docqa-base":
+    plan_seeds = ResultDir(bench.results, mode).by_seed()
+    seeded = [(mode, plan_seeds)] + ([("tried", ResultDir(bench.results, "tried").by_seed())] if mode == "full" else [])
+    tried_vs = {s.name: s.params.get("vs", s.params.get("from", "tao")) for s in bench.tried_plan()} \
+        if mode == "full" else {}
+    for prefix, by_seed in seeded:  # the same, pooled over an arm's seeds
+        for name, runs in by_seed.items():
+            pers = [r.get("evals", {}).get("docqa", {}).get("per_example") for r in runs.values()]
+            if not (base and len(pers) > 1 and all(pers) and name != "docqa-base"):
+                continue
             g = gold_of("docqa")
             ids, b, per_seed = aligned_seeds(base, pers)
             yn = [j for j, i in enumerate(ids) if g[i]["kind"] == "yesno"]
-            out.setdefault(f"{mode}-{name}", {}).setdefault("docqa", {})["yesno_balanced_vs_base_pooled"] = \
-                pooled_paired_bootstrap_balanced([[b[j] for j in yn]] * len(per_seed),
-                                                 [[a[j] for j in yn] for a in per_seed],
-                                                 [g[ids[j]]["answer"] for j in yn])
+            classes = [g[ids[j]]["answer"] for j in yn]
+            entry = out.setdefault(f"{prefix}-{name}", {}).setdefault("docqa", {})
+            entry["yesno_balanced_vs_base_pooled"] = pooled_paired_bootstrap_balanced(
+                [[b[j] for j in yn]] * len(per_seed), [[a[j] for j in yn] for a in per_seed], classes)
+            # a tried variant against its arm, over the seeds both ran (the knob's effect, seed × example CI)
+            arm = tried_vs.get(name) if prefix == "tried" else None
+            ref = (plan_seeds.get(f"docqa-{arm}") or by_seed.get(f"docqa-{arm}") or {}) if arm else {}
+            both = [x for x in runs if x in ref]
+            ref_pers = [ref[x].get("evals", {}).get("docqa", {}).get("per_example") for x in both]
+            if len(both) > 1 and all(ref_pers):
+                ids, _, got = aligned_seeds(base, ref_pers + [runs[x]["evals"]["docqa"]["per_example"] for x in both])
+                yn = [j for j, i in enumerate(ids) if g[i]["kind"] == "yesno"]
+                d = pooled_paired_bootstrap_balanced([[a[j] for j in yn] for a in got[:len(both)]],
+                                                     [[a[j] for j in yn] for a in got[len(both):]],
+                                                     [g[ids[j]]["answer"] for j in yn])
+                entry["yesno_balanced_vs_arm_pooled"] = {**d, "arm": f"docqa-{arm}", "seed_list": both}
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_text(json.dumps(out, indent=1, sort_keys=True) + "\n", encoding="utf-8")
     return out_path
@@ -204,8 +247,15 @@ def render(bench: Bench, modes: list[str]) -> None:
         diag = json.loads(diag_path.read_text(encoding="utf-8")) if diag_path.is_file() else None
         plan_diag = {k.removeprefix(f"{mode}-"): v for k, v in (diag or {}).items() if k.startswith(f"{mode}-")}
         parts.append(report.render_mode(results, mode, f"results/{mode}", by_seed=by_seed, diag=plan_diag))
-        if mode == "full" and (tried := ResultDir(bench.results, "tried").all()):
-            parts.append(report.render_tried(described(tried, bench.tried_plan()), results))
+        if mode == "full" and (tried_seeds := ResultDir(bench.results, "tried").by_seed()):
+            specs = bench.tried_plan()
+            tried_seeds = {name: {x: described({name: d}, specs)[name] for x, d in runs.items()}
+                           for name, runs in tried_seeds.items()}
+            tried = {name: runs[0] for name, runs in tried_seeds.items() if 0 in runs}
+            parts.append(report.render_tried(tried, results, tried_seeds=tried_seeds, plan_seeds=by_seed,
+                                             diag={**{k.removeprefix("tried-"): v for k, v in (diag or {}).items()
+                                                      if k.startswith("tried-")},
+                                                   "docqa-base": (diag or {}).get(f"{mode}-docqa-base", {})}))
         if mode == "full" and (old := ResultDir(bench.results / "n64", "tried").all()):
             parts.append(report.render_tried(old, ResultDir(bench.results / "n64", "full").all(),
                                              title="Tried earlier, on the 64-prompt run (results/n64/)", intro=N64_TRIED))
@@ -289,6 +339,8 @@ def main(argv: list[str] | None = None, here: str | Path | None = None) -> int:
     args = ap.parse_args(argv)
     if args.quick and args.tried:
         ap.error("--tried runs at full sizes; drop --quick")
+    if args.tried and not (bench.here / "tried.yaml").is_file():
+        ap.error(f"--tried: no {bench.here / 'tried.yaml'}")
     if args.threads:
         import torch
 
@@ -303,11 +355,12 @@ def main(argv: list[str] | None = None, here: str | Path | None = None) -> int:
         print("\n".join(map(str, write_reports(bench, mode))) or "no run directories in runs/")
     if not args.render and not args.diagnose and not args.reports:
         sizes = bench.sizes(mode)
-        every = bench.tried_plan() if args.tried else plan(sizes)
-        # tried arms are one-knob variants of the seed-0 plan arms: seed 0 only
-        full_runs = [(0, every)] if args.tried else seed_runs(every, bench.seeds(mode), bench.seeded())
-        # a seed's pool K follows every arm it has, not the --only subset (or --only would resample the pool)
-        pool_ks = {seed: pool_k_for(sizes, seed_specs) for seed, seed_specs in full_runs}
+        plan_runs = seed_runs(plan(sizes), bench.seeds(mode), bench.seeded())
+        # tried arms are one-knob variants of the plan arms at seed 0 (and at the seeds an entry lists)
+        full_runs = tried_runs(bench.tried_plan(), bench.seeds(mode)) if args.tried else plan_runs
+        # a seed's pool K follows every plan arm it has, not the --only subset or the tried arms (or either
+        # would resample the pool the plan arms at that seed trained on)
+        pool_ks = {seed: pool_k_for(sizes, seed_specs) for seed, seed_specs in plan_runs}
         runs = [(seed, [s for s in seed_specs if not args.only or s.name in args.only]) for seed, seed_specs in full_runs]
         runs = [(seed, seed_specs) for seed, seed_specs in runs if seed_specs]
         if args.seeds is not None:
@@ -319,9 +372,8 @@ def main(argv: list[str] | None = None, here: str | Path | None = None) -> int:
         t0 = time.time()
         status: dict[tuple[str, int], str] = {}
         for seed, seed_specs in runs:
-            # seed 0: each task's pool at Sizes.task_pool_k; other seeds size theirs by the arms they run
-            pool_k = None if seed == 0 else pool_ks[seed]
-            runner = Runner(sizes, bench.work / mode, seed=seed, pool_k=pool_k)
+            # each seed sizes its pools by the plan arms it runs (at seed 0: every arm, Sizes.task_pool_k)
+            runner = Runner(sizes, bench.work / mode, seed=seed, pool_k=pool_ks.get(seed))
             done = run_arms(seed_specs, runner.run, ResultDir(bench.results, "tried" if args.tried else mode),
                             seed=seed, config={"sizes": bench.settings()["modes"][mode],
                                                "run": sizes.run, "threads": args.threads},

@@ -477,3 +477,20 @@ def test_docqa_targets_use_balanced_accuracy_and_the_ci() -> None:
     res["sql-tao-r2"] = {"evals": {"sql": _eval("sql", [i < 12 for i in range(n)])}, "params": {"k": 4, "rounds": 2}}
     got = {(x["target"], x["task"]): x["met"] for x in targets_mod.targets(res, None, diag)}
     assert got[("quality non-decreasing in rounds (within CI) and highest at the largest, on ≥ 2 tasks", "all")]
+
+
+def test_render_tried_seeds_pools_a_variant_with_its_arm_at_the_same_seeds() -> None:
+    res = fake_results()  # sql base 4/20, plan sql-tao 10/20 at seed 0
+    acc = lambda k: [i < k for i in range(20)]  # noqa: E731
+    arm = {x: {"tasks": ["sql"], "evals": {"sql": _eval("sql", acc(k))}, "seed": x} for x, k in ((1, 8), (2, 9))}
+    plan_seeds = {name: {0: d} for name, d in res.items()}
+    plan_seeds["sql-tao"].update(arm)
+    var = {x: {"tasks": ["sql"], "params": {"from": "tao", "why": "w"}, "seed": x, "train": {"steps": 4},
+               "evals": {"sql": _eval("sql", acc(k))}} for x, k in ((0, 12), (1, 12), (2, 12))}
+    md = report.render_tried({"sql-tao-v": var[0]}, res, tried_seeds={"sql-tao-v": var}, plan_seeds=plan_seeds)
+    row = next(line for line in md.splitlines() if line.startswith("| sql | `sql-tao-v` | 0, 1, 2 |"))
+    # 12/20 at every seed: +40 vs base 4/20; vs its arm (10, 8, 9 of 20) +10, +20, +15: mean +15.0
+    assert "| 60.0 / 60.0 / 60.0 | 60.0 (+40.0 [" in row and "| `sql-tao`: 50.0 / 40.0 / 45.0 | +15.0 [" in row
+    one = report.render_tried({"sql-tao-v": var[0]}, res, tried_seeds={"sql-tao-v": {0: var[0]}},
+                              plan_seeds=plan_seeds)
+    assert "Tried at several seeds" not in one  # a variant at seed 0 only: the seed-0 table says it all

@@ -234,7 +234,9 @@ def test_main_runs_each_seed_once_and_resumes(tmp_path: Path, monkeypatch: pytes
     again = {(n, s) for n, s in ran if s == 3}
     assert len(ran) == n_plan + 9 and again == {(f"{t}-{a}", 3) for t in ("sql", "docqa", "instruct")
                                                 for a in ("sft", "tao", "oracle")}
-    assert pools == {0: None, 3: {"sql": 4, "docqa": 4, "instruct": 4}}  # no K-scaling arm at seed 3: K=4 pools
+    sizes = table.Bench(tmp_path).sizes("quick")
+    assert pools == {0: {t: sizes.task_pool_k(t) for t in sizes.tasks},  # seed 0 runs every arm, K arms too
+                     3: {"sql": 4, "docqa": 4, "instruct": 4}}  # no K-scaling arm at seed 3: K=4 pools
     rd = ResultDir(tmp_path / "results", "quick")
     assert rd.load("sql-tao", 3)["seed"] == 3 and rd.load("sql-tao")["seed"] == 0
     assert not rd.done("sql-base", 3) and not rd.done("multitask", 3)
@@ -460,3 +462,28 @@ def test_only_does_not_change_a_seeds_pool_k(tmp_path: Path, monkeypatch: pytest
     assert table.main(["--quick", "--only", "docqa-oracle", "--seeds", "1"], here=tmp_path) == 0
     assert ran == [("docqa-oracle", 1)]
     assert pools[1] == {"sql": 8, "docqa": 8, "instruct": 4}  # as a full run at seed 1 would have it
+
+
+def test_tried_variants_run_at_the_seeds_they_list_on_the_plan_seeds_pools(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = yaml.safe_load((BENCH.here / "tao_table.yaml").read_text())
+    settings["modes"]["full"]["seeds"] = [0, 1, 2]
+    settings["seeded"] = ["base", "sft", "tao", "oracle", "scale"]
+    (tmp_path / "tao_table.yaml").write_text(yaml.safe_dump(settings))
+    tried = [{"task": "docqa", "variant": "tao-a", "changes": {"from": "tao"}, "why": "w", "seeds": [0, 2]},
+             {"task": "sql", "variant": "tao-b", "changes": {"from": "tao"}, "why": "w"}]
+    (tmp_path / "tried.yaml").write_text(yaml.safe_dump(tried))
+    ran, pools = _fake_runner(monkeypatch)
+    assert table.main(["--tried"], here=tmp_path) == 0
+    assert ran == [("docqa-tao-a", 0), ("sql-tao-b", 0), ("docqa-tao-a", 2)]
+    sizes = table.Bench(tmp_path).sizes("full")
+    assert pools[2] == pool_k_for(sizes, seed_runs(plan(sizes), (0, 1, 2), settings["seeded"])[2][1])
+    assert pools[2]["docqa"] == sizes.k_pool  # seed 2's plan pool (its K arms need K=16), not a K=8 one
+    assert ResultDir(tmp_path / "results", "tried").load("docqa-tao-a", 2)["seed"] == 2
+    ran.clear()
+    assert table.main(["--tried"], here=tmp_path) == 0 and ran == []  # resumes: every (variant, seed) is done
+    for bad in ([1, 2], [0, 0], [0, 7], "0"):
+        tried[0]["seeds"] = bad
+        (tmp_path / "tried.yaml").write_text(yaml.safe_dump(tried))
+        with pytest.raises(TaoError, match="tried.yaml docqa-tao-a: seeds"):
+            table.main(["--tried"], here=tmp_path)
