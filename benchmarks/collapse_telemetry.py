@@ -108,9 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     root = Path(args.runs) / args.task
     suffix = "" if args.seed == 0 else f"-s{args.seed}"
     k_name = re.compile(rf"^{re.escape(args.task)}-tao-k(\d+){re.escape(suffix)}$")
-    k_arms = sorted((p for p in root.glob(f"{args.task}-tao-k*") if k_name.match(p.name)),
-                    key=lambda p: int(k_name.match(p.name)[1]))
-    dirs = [root / f"{args.task}-tao{suffix}", *k_arms]
+    k_arms = sorted((int(m[1]), p) for p in root.glob(f"{args.task}-tao-k*") if (m := k_name.match(p.name)))
+    dirs = [root / f"{args.task}-tao{suffix}", *(p for _, p in k_arms)]
     dirs = [d for d in dirs if (d / "config.yaml").is_file() and (d / "tables" / "candidates").is_dir()]
     if not dirs:
         print(f"error: no {args.task}-tao{suffix} run directory under {root}: run the benchmark's arms first",
