@@ -188,6 +188,9 @@ def diagnose(bench: Bench, mode: str) -> Path:
     seeded = [(mode, plan_seeds)] + ([("tried", ResultDir(bench.results, "tried").by_seed())] if mode == "full" else [])
     tried_vs = {s.name: s.params.get("vs", s.params.get("from", "tao")) for s in bench.tried_plan()} \
         if mode == "full" else {}
+    for entry in out.values():  # the pooled entries are recomputed from the files there are now
+        for key in ("yesno_balanced_vs_base_pooled", "yesno_balanced_vs_arm_pooled"):
+            entry.get("docqa", {}).pop(key, None)
     for prefix, by_seed in seeded:  # the same, pooled over an arm's seeds
         for name, runs in by_seed.items():
             pers = [r.get("evals", {}).get("docqa", {}).get("per_example") for r in runs.values()]

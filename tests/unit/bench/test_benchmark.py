@@ -368,6 +368,38 @@ def test_diagnose_uses_per_example_correctness_without_cached_answers(tmp_path: 
     assert entry["yesno_balanced_vs_base"]["delta"] == 0.5 and entry["yesno_balanced_vs_base"]["n"] == 2
 
 
+def test_diagnose_pools_a_seeded_tried_variant_against_its_arm(tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    import yaml
+
+    bench = bench_in(tmp_path)
+    gold = [{"id": i, "kind": "yesno", "answer": a} for i, a in (("a", "yes"), ("b", "no"), ("c", "yes"), ("d", "no"))]
+    test_file = tmp_path / "test.jsonl"
+    test_file.write_text("".join(json.dumps(r) + "\n" for r in gold))
+    monkeypatch.setattr(table, "test_file", lambda task: test_file)
+    (tmp_path / "tried.yaml").write_text(yaml.safe_dump([{"task": "docqa", "variant": "tao-v", "seeds": [0, 1],
+                                                          "changes": {"from": "tao"}, "why": "w"}]))
+    ids = ["a", "b", "c", "d"]
+    full, tried = ResultDir(tmp_path / "results", "full"), ResultDir(tmp_path / "results", "tried")
+
+    def ev(correct: list[bool]) -> dict:
+        return {"tasks": ["docqa"], "evals": {"docqa": {"accuracy": sum(correct) / 4,
+                                                        "per_example": {"ids": ids, "correct": correct}}}}
+
+    full.save("docqa-base", ev([False, True, False, True]))  # balanced 0.5: every no, no yes
+    full.save("docqa-tao", ev([True, True, False, True]))  # balanced 0.75
+    full.save("docqa-tao", ev([True, False, False, True]), seed=1)  # balanced 0.5
+    tried.save("docqa-tao-v", ev([True, True, True, True]))  # balanced 1.0 at both seeds
+    tried.save("docqa-tao-v", ev([True, True, True, True]), seed=1)
+    entry = json.loads(table.diagnose(bench, "full").read_text())["tried-docqa-tao-v"]["docqa"]
+    assert entry["yesno_balanced_vs_base_pooled"]["per_seed"] == [0.5, 0.5]
+    vs = entry["yesno_balanced_vs_arm_pooled"]
+    assert vs["arm"] == "docqa-tao" and vs["seed_list"] == [0, 1] and vs["per_seed"] == [0.25, 0.5]
+    assert vs["delta"] == 0.375
+    tried.path("docqa-tao-v", 1).unlink()  # one seed left: no pooled entries
+    entry = json.loads(table.diagnose(bench, "full").read_text())["tried-docqa-tao-v"]["docqa"]
+    assert "yesno_balanced_vs_arm_pooled" not in entry
+
 def test_instruct_diagnostics_pass_rate_per_type() -> None:
     from opentao.bench.diagnose import instruct_diagnostics
 
