@@ -251,15 +251,33 @@ def same_pool(tried: dict, ref: dict | None) -> bool | None:
     """Whether a tried arm trained from the same sample pool as the plan arm it varies: the pool's fingerprint
     (candidate count and gold-correct share of the candidates, a diagnostic the selection records) must match.
     None when it cannot be told: a labeled-SFT variant (no pool), a changed ``k`` (unless ``vs`` names the plan
-    arm of that K) or ``n_train`` (another pool by design), or a side that recorded no selection."""
+    arm of that K) or ``n_train`` (another pool by design), a later round (sampled by the variant's own previous
+    round's model, so another pool by design too), or a side that recorded no selection."""
     p = tried.get("params", {})
-    if p.get("from") == "sft" or ("k" in p and "vs" not in p) or "n_train" in p or ref is None:
+    if p.get("from") == "sft" or ("k" in p and "vs" not in p) or "n_train" in p or ref is None or \
+            int(p.get("rounds", 1)) > 1:
         return None
     a, b = tried.get("selection") or {}, ref.get("selection") or {}
     keys = ("candidates", "gold_correct_share_of_candidates")
     if any(a.get(k) is None or b.get(k) is None for k in keys):
         return None
     return all(abs(float(a[k]) - float(b[k])) < 1e-9 for k in keys)
+
+
+def chain_same_pool(data: dict, ref: dict | None, tried: dict[str, dict], plan: dict[str, dict]) -> bool | None:
+    """:func:`same_pool`, and for a later round of a tried variant (``rounds: R``, ``after: <variant>``) that of
+    the round-1 variant it grew from against its own arm (``tried`` and ``plan``: results by name at one seed):
+    a chain started on a regenerated pool is marked at every round."""
+    p = data.get("params", {})
+    if int(p.get("rounds", 1)) > 1 and p.get("after"):
+        task = data["tasks"][0]
+        first = tried.get(f"{task}-{p['after']}")
+        if first is None:
+            return None
+        q = first.get("params", {})
+        arm = q.get("vs", q.get("from", "tao"))
+        return same_pool(first, plan.get(f"{task}-{arm}") or tried.get(f"{task}-{arm}"))
+    return same_pool(data, ref)
 
 
 def render_tried(tried: dict[str, dict], results: dict[str, dict],
@@ -287,7 +305,7 @@ def render_tried(tried: dict[str, dict], results: dict[str, dict],
         arm = p.get("vs", p.get("from", "tao"))
         ref_data = arm_data(results, task, arm) or arm_data(tried, task, arm)
         ref = (ref_data or {}).get("evals", {}).get(task)
-        mark = " ‡" if same_pool(data, ref_data) is False else ""
+        mark = " ‡" if chain_same_pool(data, ref_data, tried, results) is False else ""
         differs = differs or bool(mark)
         lines.append(f"| {task} | `{name}` | {p.get('why', '')} | {kept} | {tr.get('steps', '—')} | "
                      f"{_pct(ev['accuracy'])} | {_delta(arm_eval(results, task, 'base'), ev)} | "
@@ -329,7 +347,9 @@ def render_tried_seeds(tried_seeds: dict[str, dict[int, dict]], plan_seeds: dict
         both = [x for x in seeds if x in ref]
         d_arm = _points(_pooled_vs([ref[x]["evals"][task] for x in both], [runs[x]["evals"][task] for x in both])) \
             if both else "—"
-        other = [str(x) for x in both if same_pool(runs[x], ref[x]) is False]
+        at = lambda seeds_of, x: {n: r[x] for n, r in seeds_of.items() if x in r}  # noqa: E731
+        other = [str(x) for x in both
+                 if chain_same_pool(runs[x], ref[x], at(tried_seeds, x), at(plan_seeds, x)) is False]
         d_arm += f" ‡ (seed {', '.join(other)})" if other else ""
         arm_accs = " / ".join(_pct(ref[x]["evals"][task]["accuracy"]) if x in ref else "—" for x in seeds)
         bal = "—"

@@ -259,6 +259,12 @@ def test_render_tried_flags_a_regenerated_pool() -> None:
     # another K or another prompt count is another pool by design; labeled SFT has none
     assert report.same_pool({**other, "params": {"from": "tao", "k": 16}}, res["sql-tao"]) is None
     assert report.same_pool({**other, "params": {"from": "sft"}}, res["sql-sft"]) is None
+    # a later round samples from the variant's own previous model: another pool by design, not a regenerated one
+    assert report.same_pool({**other, "params": {"from": "tao", "rounds": 2, "after": "x"}}, res["sql-tao"]) is None
+    # ... but a chain whose round 1 ran on a regenerated pool is marked at its later rounds too
+    r2 = {**other, "tasks": ["sql"], "params": {"from": "tao", "rounds": 2, "after": "tao-thr1", "vs": "tao-r2"}}
+    assert report.chain_same_pool(r2, None, {"sql-tao-thr1": {**other, "tasks": ["sql"]}}, res) is False
+    assert report.chain_same_pool(r2, None, {"sql-tao-thr1": {**same, "tasks": ["sql"]}}, res) is True
     md = report.render_tried({"sql-tao-thr1": same}, res)
     assert "‡" not in md
     md = report.render_tried({"sql-tao-thr1": other}, res)
