@@ -326,6 +326,11 @@ def _pooled_vs(ref: list[dict], got: list[dict]) -> dict:
     return pooled_paired_bootstrap([x for x, _ in pairs], [y for _, y in pairs])
 
 
+def _at(by_seed: dict[str, dict[int, dict]], seed: int) -> dict[str, dict]:
+    """The results by name at one seed."""
+    return {name: runs[seed] for name, runs in by_seed.items() if seed in runs}
+
+
 def render_tried_seeds(tried_seeds: dict[str, dict[int, dict]], plan_seeds: dict[str, dict[int, dict]],
                        diag: dict[str, dict]) -> list[str]:
     """The tried variants run at several seeds (``seeds`` in ``tried.yaml``): accuracy per seed, the mean's
@@ -347,9 +352,8 @@ def render_tried_seeds(tried_seeds: dict[str, dict[int, dict]], plan_seeds: dict
         both = [x for x in seeds if x in ref]
         d_arm = _points(_pooled_vs([ref[x]["evals"][task] for x in both], [runs[x]["evals"][task] for x in both])) \
             if both else "—"
-        at = lambda seeds_of, x: {n: r[x] for n, r in seeds_of.items() if x in r}  # noqa: E731
         other = [str(x) for x in both
-                 if chain_same_pool(runs[x], ref[x], at(tried_seeds, x), at(plan_seeds, x)) is False]
+                 if chain_same_pool(runs[x], ref[x], _at(tried_seeds, x), _at(plan_seeds, x)) is False]
         d_arm += f" ‡ (seed {', '.join(other)})" if other else ""
         arm_accs = " / ".join(_pct(ref[x]["evals"][task]["accuracy"]) if x in ref else "—" for x in seeds)
         bal = "—"
