@@ -101,15 +101,21 @@ def plan(s: Sizes) -> list[ArmSpec]:
     return specs
 
 
+def check_seeds(seeds: object, where: str = "") -> list[int]:
+    """``seeds`` as a list: distinct non-negative integers, the first 0 (the seed of the result files without a
+    seed suffix); anything else raises :class:`TaoError` (``where`` prefixes the message)."""
+    if not isinstance(seeds, (list, tuple)) or not seeds or seeds[0] != 0 or len(set(seeds)) != len(seeds) or \
+            not all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in seeds):
+        raise TaoError(f"{where}seeds must be distinct non-negative integers starting with 0, got {seeds!r}")
+    return list(seeds)
+
+
 def seed_runs(specs: list[ArmSpec], seeds: tuple[int, ...] | list[int],
               seeded: tuple[str, ...] | list[str]) -> list[tuple[int, list[ArmSpec]]]:
     """``[(seed, the arms to run at it)]``: every arm at the first seed (which must be 0: the seed of the result
     files without a seed suffix), and at each further seed the arms whose kind is in ``seeded`` — less the
     seed-invariant kinds (:data:`SEED_INVARIANT`), whose seed-0 run stands for every seed."""
-    seeds = list(seeds)
-    if not seeds or seeds[0] != 0 or len(set(seeds)) != len(seeds) or \
-            not all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in seeds):
-        raise TaoError(f"seeds must be distinct non-negative integers starting with 0, got {seeds}")
+    seeds = check_seeds(seeds)
     unknown = sorted(set(seeded) - set(KINDS))
     if unknown:
         raise TaoError(f"seeded: unknown arm kinds {unknown} (known: {', '.join(KINDS)})")

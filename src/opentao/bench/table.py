@@ -28,7 +28,7 @@ from typing import Any
 import yaml
 
 from opentao.bench import report
-from opentao.bench.arms import Runner, Sizes, plan, pool_k_for, seed_runs
+from opentao.bench.arms import Runner, Sizes, check_seeds, plan, pool_k_for, seed_runs
 from opentao.bench.results import ArmSpec, ResultDir, run_arms
 from opentao.tasks import get_task
 from opentao.data import read_table_rows
@@ -97,11 +97,7 @@ def tried_runs(specs: list[ArmSpec], seeds: tuple[int, ...]) -> list[tuple[int, 
     no pool to compare on) is an error."""
     wanted: dict[str, list[int]] = {}
     for s in specs:
-        got = s.params.get("seeds", [0])
-        if not isinstance(got, list) or not got or got[0] != 0 or len(set(got)) != len(got) or \
-                not all(isinstance(x, int) and not isinstance(x, bool) for x in got):
-            raise TaoError(f"tried.yaml {s.name}: seeds must be a list of distinct integers starting with 0, "
-                           f"got {got!r}")
+        got = check_seeds(s.params.get("seeds", [0]), f"tried.yaml {s.name}: ")
         if unknown := sorted(set(got) - set(seeds)):
             raise TaoError(f"tried.yaml {s.name}: seeds {unknown} are not among the mode's seeds {list(seeds)}")
         wanted[s.name] = got
