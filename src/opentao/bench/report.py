@@ -20,8 +20,8 @@ from typing import Any
 
 from opentao.bench.stats import aligned, paired_bootstrap
 from opentao.bench.targets import metric_name, targets
-from opentao.bench.views import (ARM_TITLES, ARMS, TASK_TITLES, TASKS, arm_data, arm_eval, measured,  # noqa: F401
-                                 pooled_vs_base, scaling_points, seed_runs, untrained, vs_base)
+from opentao.bench.views import (ARM_TITLES, ARMS, TASK_TITLES, TASKS, arm_data, arm_eval, its_arm,  # noqa: F401
+                                 measured, pooled_vs_base, scaling_points, seed_runs, untrained, vs_base)
 from opentao.bench.views import mean as _mean
 from opentao.bench.views import pct as _pct
 from opentao.bench.views import points as _points
@@ -274,8 +274,7 @@ def chain_same_pool(data: dict, ref: dict | None, tried: dict[str, dict], plan: 
         first = tried.get(f"{task}-{p['after']}")
         if first is None:
             return None
-        q = first.get("params", {})
-        arm = q.get("vs", q.get("from", "tao"))
+        arm = its_arm(first.get("params", {}))
         return same_pool(first, plan.get(f"{task}-{arm}") or tried.get(f"{task}-{arm}"))
     return same_pool(data, ref)
 
@@ -283,7 +282,8 @@ def chain_same_pool(data: dict, ref: dict | None, tried: dict[str, dict], plan: 
 def render_tried(tried: dict[str, dict], results: dict[str, dict],
                  title: str = "What we tried for the missed targets", intro: str = "", *,
                  tried_seeds: dict[str, dict[int, dict]] | None = None,
-                 plan_seeds: dict[str, dict[int, dict]] | None = None, diag: dict[str, dict] | None = None) -> str:
+                 plan_seeds: dict[str, dict[int, dict]] | None = None, diag: dict[str, dict] | None = None,
+                 base_balanced: float | None = None) -> str:
     """The ``--tried`` arms: each against the base and against its arm (``params.vs``, else ``.from``): a plan arm
     of ``results`` (the same run's plan arms) or, when no plan arm has that name, another tried arm of the same task
     (a same-pool control); ``intro`` is a paragraph put before the table. The rows are seed 0's; the variants with
@@ -302,7 +302,7 @@ def render_tried(tried: dict[str, dict], results: dict[str, dict],
         kept = _kept(sel)
         if sel.get("chosen_yes_share") is not None:
             kept += f"; {100 * sel['chosen_yes_share']:.0f}% of its {sel['chosen_yesno']} yes/no say *yes*"
-        arm = p.get("vs", p.get("from", "tao"))
+        arm = its_arm(p)
         ref_data = arm_data(results, task, arm) or arm_data(tried, task, arm)
         ref = (ref_data or {}).get("evals", {}).get(task)
         mark = " ‡" if chain_same_pool(data, ref_data, tried, results) is False else ""
@@ -314,7 +314,7 @@ def render_tried(tried: dict[str, dict], results: dict[str, dict],
         lines += ["", "‡ this arm's sample pool was regenerated (in a later session) and is not its arm's: the "
                   "gold-correct share of its candidates differs, so *Δ vs its arm* mixes the knob's effect with "
                   "sampling noise."]
-    lines += render_tried_seeds(tried_seeds or {}, plan_seeds or {}, diag or {})
+    lines += render_tried_seeds(tried_seeds or {}, plan_seeds or {}, diag or {}, base_balanced)
     return "\n".join(lines) + "\n"
 
 
@@ -332,10 +332,11 @@ def _at(by_seed: dict[str, dict[int, dict]], seed: int) -> dict[str, dict]:
 
 
 def render_tried_seeds(tried_seeds: dict[str, dict[int, dict]], plan_seeds: dict[str, dict[int, dict]],
-                       diag: dict[str, dict]) -> list[str]:
+                       diag: dict[str, dict], base_balanced: float | None = None) -> list[str]:
     """The tried variants run at several seeds (``seeds`` in ``tried.yaml``): accuracy per seed, the mean's
     difference to the base and to its arm at the same seeds, each with the pooled (seed × example) CI; for docqa
-    also the balanced yes/no accuracy (``diag``: ``results/diagnostics-full.json``'s tried entries)."""
+    also the balanced yes/no accuracy (``diag``: ``results/diagnostics-full.json``'s tried entries by variant name;
+    ``base_balanced``: the docqa base's balanced accuracy, which the mean is shown as)."""
     rows = []
     for name, runs in sorted(tried_seeds.items(), key=lambda kv: (TASKS.index(next(iter(kv[1].values()))["tasks"][0]),
                                                                   kv[0])):
@@ -343,7 +344,7 @@ def render_tried_seeds(tried_seeds: dict[str, dict[int, dict]], plan_seeds: dict
             continue
         first = next(iter(runs.values()))
         task, p = first["tasks"][0], first.get("params", {})
-        arm = p.get("vs", p.get("from", "tao"))
+        arm = its_arm(p)
         ref = plan_seeds.get(f"{task}-{arm}") or tried_seeds.get(f"{task}-{arm}") or {}
         seeds = sorted(runs)
         evs = [runs[x]["evals"][task] for x in seeds]
@@ -359,11 +360,10 @@ def render_tried_seeds(tried_seeds: dict[str, dict[int, dict]], plan_seeds: dict
         bal = "—"
         dd = (diag.get(name) or {}).get(task) or {}
         if task == "docqa" and (vb := dd.get("yesno_balanced_vs_base_pooled")):
-            b0 = ((diag.get(f"{task}-base") or {}).get(task) or {}).get("yesno_balanced_accuracy")
             per = " / ".join(f"{100 * x:+.1f}" for x in vb["per_seed"])
             bal = f"Δ vs base per seed {per}; mean {_points(vb)}"
-            if b0 is not None:
-                bal = f"{100 * (b0 + vb['delta']):.1f} ({bal})"
+            if base_balanced is not None:
+                bal = f"{100 * (base_balanced + vb['delta']):.1f} ({bal})"
             if va := dd.get("yesno_balanced_vs_arm_pooled"):
                 bal += f"; vs its arm {_points(va)}"
         rows.append(f"| {task} | `{name}` | {', '.join(map(str, seeds))} | "

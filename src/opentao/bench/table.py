@@ -30,6 +30,7 @@ import yaml
 from opentao.bench import report
 from opentao.bench.arms import Runner, Sizes, check_seeds, plan, pool_k_for, seed_runs
 from opentao.bench.results import ArmSpec, ResultDir, run_arms
+from opentao.bench.views import its_arm
 from opentao.tasks import get_task
 from opentao.data import read_table_rows
 from opentao.errors import TaoError
@@ -182,7 +183,7 @@ def diagnose(bench: Bench, mode: str) -> Path:
                 [b[j] for j in yn], [a[j] for j in yn], [g[ids[j]]["answer"] for j in yn])
     plan_seeds = ResultDir(bench.results, mode).by_seed()
     seeded = [(mode, plan_seeds)] + ([("tried", ResultDir(bench.results, "tried").by_seed())] if mode == "full" else [])
-    tried_vs = {s.name: s.params.get("vs", s.params.get("from", "tao")) for s in bench.tried_plan()} \
+    tried_vs = {s.name: its_arm(s.params) for s in bench.tried_plan()} \
         if mode == "full" else {}
     for entry in out.values():  # the pooled entries are recomputed from the files there are now
         for key in ("yesno_balanced_vs_base_pooled", "yesno_balanced_vs_arm_pooled"):
@@ -252,9 +253,10 @@ def render(bench: Bench, modes: list[str]) -> None:
                            for name, runs in tried_seeds.items()}
             tried = {name: runs[0] for name, runs in tried_seeds.items() if 0 in runs}
             parts.append(report.render_tried(tried, results, tried_seeds=tried_seeds, plan_seeds=by_seed,
-                                             diag={**{k.removeprefix("tried-"): v for k, v in (diag or {}).items()
-                                                      if k.startswith("tried-")},
-                                                   "docqa-base": (diag or {}).get(f"{mode}-docqa-base", {})}))
+                                             diag={k.removeprefix("tried-"): v for k, v in (diag or {}).items()
+                                                   if k.startswith("tried-")},
+                                             base_balanced=plan_diag.get("docqa-base", {}).get("docqa", {})
+                                             .get("yesno_balanced_accuracy")))
         if mode == "full" and (old := ResultDir(bench.results / "n64", "tried").all()):
             parts.append(report.render_tried(old, ResultDir(bench.results / "n64", "full").all(),
                                              title="Tried earlier, on the 64-prompt run (results/n64/)", intro=N64_TRIED))

@@ -25,6 +25,11 @@ def arm_data(results: dict[str, dict], task: str, arm: str) -> dict | None:
     return results.get("multitask" if arm == "multitask" else f"{task}-{arm}")
 
 
+def its_arm(params: dict) -> str:
+    """The arm a tried variant is compared with: its ``vs``, else the arm it varies (``from``, default ``tao``)."""
+    return params.get("vs", params.get("from", "tao"))
+
+
 def arm_eval(results: dict[str, dict], task: str, arm: str) -> dict | None:
     return (arm_data(results, task, arm) or {}).get("evals", {}).get(task)
 
